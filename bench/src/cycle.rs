@@ -40,22 +40,36 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(name: String, bin: PathBuf) -> std::io::Result<Self> {
-        let state = tempfile::Builder::new().prefix(&format!("berth-bench-{name}-")).tempdir()?;
+        let state = tempfile::Builder::new()
+            .prefix(&format!("berth-bench-{name}-"))
+            .tempdir()?;
         // Outside the state dir: runtimes own what is in there.
-        let pid_file = std::env::temp_dir().join(format!("berth-bench-{}-{name}.pid", std::process::id()));
-        Ok(Runtime { name, bin, state, pid_file })
+        let pid_file =
+            std::env::temp_dir().join(format!("berth-bench-{}-{name}.pid", std::process::id()));
+        Ok(Runtime {
+            name,
+            bin,
+            state,
+            pid_file,
+        })
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(self.state.path()).args(args).stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.arg("--root")
+            .arg(self.state.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         cmd
     }
 
     /// Run a runtime command with stderr in `err` (a file, not a pipe: the
     /// container inherits create's stdio and would hold a pipe open).
     fn run(&self, args: &[&str], err: &mut File) -> Result<(), String> {
-        err.set_len(0).and_then(|_| err.rewind()).map_err(|e| e.to_string())?;
+        err.set_len(0)
+            .and_then(|_| err.rewind())
+            .map_err(|e| e.to_string())?;
         let status = self
             .command(args)
             .stderr(err.try_clone().map_err(|e| e.to_string())?)
@@ -66,7 +80,12 @@ impl Runtime {
         }
         let mut msg = String::new();
         let _ = err.rewind().and_then(|_| err.read_to_string(&mut msg));
-        Err(format!("`{} {}` failed ({status}): {}", self.name, args.join(" "), msg.trim()))
+        Err(format!(
+            "`{} {}` failed ({status}): {}",
+            self.name,
+            args.join(" "),
+            msg.trim()
+        ))
     }
 
     /// create → pidfd → start → wait for exit (and reap) → delete.
@@ -77,7 +96,10 @@ impl Runtime {
 
         let t0 = Instant::now();
         let created = self
-            .run(&["create", "--bundle", bundle, "--pid-file", pid_file, id], err)
+            .run(
+                &["create", "--bundle", bundle, "--pid-file", pid_file, id],
+                err,
+            )
             .and_then(|_| read_pid(&self.pid_file))
             // Before start, so the exit cannot be missed and the pid not reused.
             .and_then(|pid| pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}")));
@@ -100,7 +122,9 @@ impl Runtime {
             Ok(true) => {}
             Ok(false) => {
                 self.force_delete(id, err);
-                return Err(format!("container {id} did not exit within {EXIT_TIMEOUT:?}"));
+                return Err(format!(
+                    "container {id} did not exit within {EXIT_TIMEOUT:?}"
+                ));
             }
             Err(e) => return Err(format!("polling pidfd: {e}")),
         }
@@ -116,7 +140,12 @@ impl Runtime {
         let t3 = Instant::now();
         self.run(&["delete", id], err)?;
         let t4 = Instant::now();
-        Ok(Phases { create: t1 - t0, start: t2 - t1, wait: t3 - t2, delete: t4 - t3 })
+        Ok(Phases {
+            create: t1 - t0,
+            start: t2 - t1,
+            wait: t3 - t2,
+            delete: t4 - t3,
+        })
     }
 
     /// Best-effort cleanup after a failed cycle.
@@ -131,7 +160,12 @@ impl Runtime {
             .stdin(Stdio::null())
             .output()
             .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string))
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "?".into())
     }
 }
@@ -143,8 +177,11 @@ impl Drop for Runtime {
 }
 
 fn read_pid(path: &Path) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading pid file {}: {e}", path.display()))?;
-    text.trim().parse().map_err(|_| format!("pid file {} holds {text:?}", path.display()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading pid file {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("pid file {} holds {text:?}", path.display()))
 }
 
 /// Reap any other orphans reparented to us (runtime helpers), outside timing.

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use berth_e2e::{find_in_path, hide_unified_cgroup2, try_runtime_bin, unified_cgroup2_hybrid, Bundle};
+use berth_e2e::{
+    find_in_path, hide_unified_cgroup2, target_dir, try_runtime_bin, unified_cgroup2_hybrid, Bundle,
+};
 use cycle::{reap_strays, Runtime};
 use stats::RuntimeResult;
 
@@ -35,6 +37,25 @@ struct Args {
     /// Print results as JSON (with raw samples) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// A workspace binary: `$BERTH_RUNC`-style override, else the release build
+/// (scripts/bench builds it; a newer debug build must not win here), else
+/// whatever build exists, with a warning.
+fn workspace_bin(name: &str) -> Option<PathBuf> {
+    let var = name.to_ascii_uppercase().replace('-', "_");
+    let release = target_dir().join("release").join(name);
+    if std::env::var_os(&var).is_none() && release.is_file() {
+        return Some(release);
+    }
+    let bin = try_runtime_bin(name)?;
+    if std::env::var_os(&var).is_none() {
+        eprintln!(
+            "warning: measuring a non-release build of {name}: {}",
+            bin.display()
+        );
+    }
+    Some(bin)
 }
 
 fn main() -> ExitCode {
@@ -61,13 +82,19 @@ fn main() -> ExitCode {
             Some((n, p)) => (n.to_string(), Some(PathBuf::from(p))),
             None => (spec.clone(), None),
         };
-        let bin = path.filter(|p| p.is_file()).or_else(|| match name.as_str() {
-            "berth-runc" => try_runtime_bin(&name),
-            _ => find_in_path(&name),
-        });
+        let bin = path
+            .filter(|p| p.is_file())
+            .or_else(|| match name.as_str() {
+                "berth-runc" => workspace_bin(&name),
+                _ => find_in_path(&name),
+            });
         match bin {
             None => {
-                let hint = if name.starts_with("berth") { format!(" (cargo build --release -p {name})") } else { String::new() };
+                let hint = if name.starts_with("berth") {
+                    format!(" (cargo build --release -p {name})")
+                } else {
+                    String::new()
+                };
                 eprintln!("skipping {name}: not found{hint}");
                 skipped.push((name, "not found".to_string()));
             }
@@ -127,7 +154,11 @@ fn main() -> ExitCode {
                 Ok(p) if measured => res.samples.push(p),
                 Ok(_) => {}
                 Err(e) => {
-                    let when = if measured { format!("iteration {}", i - args.warmup) } else { format!("warmup {i}") };
+                    let when = if measured {
+                        format!("iteration {}", i - args.warmup)
+                    } else {
+                        format!("warmup {i}")
+                    };
                     eprintln!("{}: dropped at {when}: {e}", rt.name);
                     res.error = Some(format!("{when}: {e}"));
                 }

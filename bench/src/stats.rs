@@ -17,13 +17,25 @@ pub struct Summary {
 pub fn summarize(samples: &[Duration]) -> Summary {
     let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     if ms.is_empty() {
-        return Summary { median: f64::NAN, p90: f64::NAN, mean: f64::NAN };
+        return Summary {
+            median: f64::NAN,
+            p90: f64::NAN,
+            mean: f64::NAN,
+        };
     }
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
-    let median = if n % 2 == 1 { ms[n / 2] } else { (ms[n / 2 - 1] + ms[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        ms[n / 2]
+    } else {
+        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
+    };
     let p90 = ms[(n * 9).div_ceil(10).max(1) - 1];
-    Summary { median, p90, mean: ms.iter().sum::<f64>() / n as f64 }
+    Summary {
+        median,
+        p90,
+        mean: ms.iter().sum::<f64>() / n as f64,
+    }
 }
 
 /// Results for one runtime.
@@ -57,14 +69,26 @@ impl RuntimeResult {
 
 /// Ratio of medians `r / base`, if `base` was measured.
 fn ratio(results: &[RuntimeResult], r: &RuntimeResult, base: &str) -> Option<f64> {
-    let b = results.iter().find(|x| x.name == base && !x.samples.is_empty())?;
+    let b = results
+        .iter()
+        .find(|x| x.name == base && !x.samples.is_empty())?;
     (!r.samples.is_empty()).then(|| r.total().median / b.total().median)
 }
 
 pub fn print_table(results: &[RuntimeResult]) {
     println!(
         "{:<12} {:>5} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} | {:>7} {:>7}",
-        "runtime", "n", "median", "p90", "mean", "create", "start", "wait", "delete", "x crun", "x runc"
+        "runtime",
+        "n",
+        "median",
+        "p90",
+        "mean",
+        "create",
+        "start",
+        "wait",
+        "delete",
+        "x crun",
+        "x runc"
     );
     let fmt_ratio = |r: Option<f64>| r.map_or("-".to_string(), |x| format!("{x:.2}"));
     for r in results {
@@ -98,7 +122,12 @@ pub fn print_table(results: &[RuntimeResult]) {
     }
 }
 
-pub fn to_json(results: &[RuntimeResult], iterations: usize, warmup: usize, skipped: &[(String, String)]) -> Value {
+pub fn to_json(
+    results: &[RuntimeResult],
+    iterations: usize,
+    warmup: usize,
+    skipped: &[(String, String)],
+) -> Value {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let runtimes: Vec<Value> = results
         .iter()

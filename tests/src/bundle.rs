@@ -115,12 +115,18 @@ impl Bundle {
     pub fn with_private_rootfs() -> Self {
         let dir = new_dir();
         let rootfs = dir.path().join("rootfs");
-        copy_rootfs(&rootfs).unwrap_or_else(|e| panic!("copying rootfs to {}: {e}", rootfs.display()));
+        copy_rootfs(&rootfs)
+            .unwrap_or_else(|e| panic!("copying rootfs to {}: {e}", rootfs.display()));
         Self::assemble(dir, rootfs, default_config("rootfs"))
     }
 
     fn assemble(dir: TempDir, rootfs: PathBuf, config: Value) -> Self {
-        let bundle = Bundle { dir, rootfs, config, dirty: Cell::new(true) };
+        let bundle = Bundle {
+            dir,
+            rootfs,
+            config,
+            dirty: Cell::new(true),
+        };
         bundle.write();
         bundle
     }
@@ -167,7 +173,9 @@ impl Bundle {
 
     /// Set `KEY=VALUE` in `process.env`, replacing an existing KEY.
     pub fn set_env(&mut self, key: &str, value: &str) -> &mut Self {
-        let env = self.config_mut()["process"]["env"].as_array_mut().expect("process.env is an array");
+        let env = self.config_mut()["process"]["env"]
+            .as_array_mut()
+            .expect("process.env is an array");
         let prefix = format!("{key}=");
         env.retain(|v| !v.as_str().is_some_and(|s| s.starts_with(&prefix)));
         env.push(json!(format!("{key}={value}")));
@@ -200,7 +208,10 @@ impl AsRef<Path> for Bundle {
 }
 
 fn new_dir() -> TempDir {
-    let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir().expect("creating bundle temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bundle-")
+        .tempdir()
+        .expect("creating bundle temp dir");
     // tempdir is 0700; keep the bundle traversable for non-root container users.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod bundle dir");
     dir
@@ -224,28 +235,69 @@ mod tests {
         assert_eq!(c["process"]["cwd"], "/");
         assert_eq!(c["process"]["user"], json!({"uid": 0, "gid": 0}));
         assert_eq!(c["process"]["noNewPrivileges"], true);
-        let env: Vec<&str> = c["process"]["env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let env: Vec<&str> = c["process"]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         assert!(env.iter().any(|e| e.starts_with("PATH=")) && env.contains(&"TERM=xterm"));
         for set in ["bounding", "effective", "permitted", "ambient"] {
             let caps = c["process"]["capabilities"][set].as_array().unwrap();
             assert_eq!(caps.len(), DOCKER_CAPS.len(), "{set}");
             assert!(caps.contains(&json!("CAP_NET_BIND_SERVICE")), "{set}");
         }
-        assert_eq!(c["process"]["rlimits"][0], json!({"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}));
+        assert_eq!(
+            c["process"]["rlimits"][0],
+            json!({"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024})
+        );
         assert_eq!(c["root"]["readonly"], true);
-        assert_eq!(Path::new(c["root"]["path"].as_str().unwrap()), busybox_rootfs());
-        let dests: Vec<&str> = c["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
-        assert_eq!(dests, ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]);
-        let ns: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            Path::new(c["root"]["path"].as_str().unwrap()),
+            busybox_rootfs()
+        );
+        let dests: Vec<&str> = c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup"
+            ]
+        );
+        let ns: Vec<&str> = c["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         assert_eq!(ns, ["pid", "network", "ipc", "uts", "mount", "cgroup"]);
-        assert!(c["linux"]["maskedPaths"].as_array().unwrap().contains(&json!("/proc/kcore")));
-        assert!(c["linux"]["readonlyPaths"].as_array().unwrap().contains(&json!("/proc/sys")));
+        assert!(c["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/kcore")));
+        assert!(c["linux"]["readonlyPaths"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/proc/sys")));
     }
 
     #[test]
     fn edits_are_flushed_when_path_is_taken() {
         let mut b = Bundle::new();
-        b.set_args(&["echo", "hi"]).set_env("FOO", "1").set_env("FOO", "2").set_user(65534, 65534);
+        b.set_args(&["echo", "hi"])
+            .set_env("FOO", "1")
+            .set_env("FOO", "2")
+            .set_user(65534, 65534);
         b.config_mut()["hostname"] = json!("edited");
         let c = on_disk(&b);
         assert_eq!(c["process"]["args"], json!(["echo", "hi"]));

@@ -31,10 +31,18 @@ pub fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
         // A relative CARGO_TARGET_DIR is relative to where cargo ran: the workspace.
-        return if dir.is_absolute() { dir } else { workspace_dir().join(dir) };
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace_dir().join(dir)
+        };
     }
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()) {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join("CACHEDIR.TAG").is_file())
+        {
             return dir.to_path_buf();
         }
     }
@@ -71,13 +79,20 @@ mod tests {
         assert_ne!(a, b);
         for id in [a, b] {
             assert!(id.starts_with("t-"));
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)), "{id}");
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                "{id}"
+            );
         }
     }
 
     #[test]
     fn target_dir_is_cargos() {
         let dir = target_dir();
-        assert!(dir.join("CACHEDIR.TAG").is_file() || std::env::var_os("CARGO_TARGET_DIR").is_some(), "{dir:?}");
+        assert!(
+            dir.join("CACHEDIR.TAG").is_file() || std::env::var_os("CARGO_TARGET_DIR").is_some(),
+            "{dir:?}"
+        );
     }
 }

@@ -27,9 +27,16 @@ pub fn pidfd_wait(pidfd: &OwnedFd, timeout: Option<Duration>) -> io::Result<bool
     loop {
         let ms = match deadline {
             None => -1,
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
         };
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         match unsafe { libc::poll(&mut pfd, 1, ms) } {
             1 => return Ok(true),
@@ -51,12 +58,23 @@ pub fn pidfd_reap(pidfd: &OwnedFd) -> io::Result<Option<i32>> {
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: valid pidfd and out-pointer.
-        let r = unsafe { libc::waitid(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PIDFD,
+                pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            )
+        };
         if r == 0 {
             // SAFETY: waitid filled a SIGCHLD siginfo.
             let (code, status) = unsafe { (info.si_code, info.si_status()) };
             // Encode like wait(2) so ExitStatus::from_raw can decode it.
-            let raw = if code == libc::CLD_EXITED { (status & 0xff) << 8 } else { status & 0x7f };
+            let raw = if code == libc::CLD_EXITED {
+                (status & 0xff) << 8
+            } else {
+                status & 0x7f
+            };
             return Ok(Some(raw));
         }
         let e = io::Error::last_os_error();
@@ -81,19 +99,28 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone().expect("dup stdout file"))
         .stderr(err.try_clone().expect("dup stderr file"));
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {desc}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {desc}: {e}"));
     let status = match pidfd_open(child.id() as libc::pid_t) {
         Ok(fd) => {
             if !pidfd_wait(&fd, Some(timeout)).unwrap_or(false) {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("timed out after {timeout:?}: {desc}\nstderr: {}", read_all(&mut err));
+                panic!(
+                    "timed out after {timeout:?}: {desc}\nstderr: {}",
+                    read_all(&mut err)
+                );
             }
             child.wait().expect("wait")
         }
         Err(_) => child.wait().expect("wait"), // no pidfds (old kernel): no timeout
     };
-    Output { status, stdout: read_all(&mut out).into_bytes(), stderr: read_all(&mut err).into_bytes() }
+    Output {
+        status,
+        stdout: read_all(&mut out).into_bytes(),
+        stderr: read_all(&mut err).into_bytes(),
+    }
 }
 
 fn read_all(file: &mut File) -> String {
@@ -110,7 +137,10 @@ mod tests {
 
     #[test]
     fn captures_output_and_status() {
-        let out = output_with_timeout(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10));
+        let out = output_with_timeout(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        );
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.stderr, b"err\n");
@@ -119,7 +149,10 @@ mod tests {
     #[test]
     fn does_not_wait_for_grandchildren_holding_stdout() {
         let t = Instant::now();
-        let out = output_with_timeout(Command::new("sh").args(["-c", "sleep 5 & echo started"]), Duration::from_secs(10));
+        let out = output_with_timeout(
+            Command::new("sh").args(["-c", "sleep 5 & echo started"]),
+            Duration::from_secs(10),
+        );
         assert!(out.status.success());
         assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     }
@@ -131,6 +164,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::zombie_processes, reason = "reaped through the pidfd")]
     fn pidfd_waits_and_reaps() {
         let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
         let fd = pidfd_open(child.id() as i32).unwrap();

@@ -50,8 +50,9 @@ pub fn busybox_rootfs() -> PathBuf {
     ROOTFS
         .get_or_init(|| {
             let fixtures = crate::target_dir().join("berth-fixtures");
-            build_or_reuse(&fixtures)
-                .unwrap_or_else(|e| panic!("building busybox rootfs under {}: {e}", fixtures.display()))
+            build_or_reuse(&fixtures).unwrap_or_else(|e| {
+                panic!("building busybox rootfs under {}: {e}", fixtures.display())
+            })
         })
         .clone()
 }
@@ -69,7 +70,10 @@ fn expected_stamp() -> String {
         Err(e) => panic!("{BUSYBOX}: {e}: install busybox-static (apt-get install busybox-static)"),
     };
     check_static(Path::new(BUSYBOX));
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     format!(
         "berth busybox rootfs recipe {RECIPE_VERSION}\nbusybox {} {}\n",
         meta.len(),
@@ -82,7 +86,10 @@ fn expected_stamp() -> String {
 fn check_static(path: &Path) {
     let elf = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if has_interpreter(&elf) {
-        panic!("{} is dynamically linked: install busybox-static", path.display());
+        panic!(
+            "{} is dynamically linked: install busybox-static",
+            path.display()
+        );
     }
 }
 
@@ -119,7 +126,9 @@ fn build_or_reuse(fixtures: &Path) -> io::Result<PathBuf> {
         return Ok(dest);
     }
     // Build next to the destination so the final rename is atomic.
-    let tmp = tempfile::Builder::new().prefix(".busybox-rootfs.tmp").tempdir_in(fixtures)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".busybox-rootfs.tmp")
+        .tempdir_in(fixtures)?;
     build(tmp.path(), &stamp)?;
     if fs::symlink_metadata(&dest).is_ok() {
         // Stale (old recipe or busybox): move aside, then remove.
@@ -133,7 +142,11 @@ fn build_or_reuse(fixtures: &Path) -> io::Result<PathBuf> {
 
 /// Exclusive flock held until the returned file is dropped.
 fn lock_file(path: &Path) -> io::Result<fs::File> {
-    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     // SAFETY: flock on a valid, owned fd.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(io::Error::last_os_error());
@@ -142,7 +155,10 @@ fn lock_file(path: &Path) -> io::Result<fs::File> {
 }
 
 fn mkdir_mode(path: &Path, mode: u32) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(path)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)?;
     // Explicit chmod: DirBuilder's mode is filtered by the umask.
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
@@ -158,7 +174,10 @@ fn build(root: &Path, stamp: &str) -> io::Result<()> {
     // Ask the copied binary itself, so the applet list matches what we ship.
     let out = Command::new(&busybox).arg("--list-full").output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!("busybox --list-full failed: {:?}", out.status)));
+        return Err(io::Error::other(format!(
+            "busybox --list-full failed: {:?}",
+            out.status
+        )));
     }
     for applet in String::from_utf8_lossy(&out.stdout).lines().map(str::trim) {
         let rel = Path::new(applet);
@@ -218,7 +237,14 @@ mod tests {
     fn rootfs_has_shell_and_tools() {
         let root = busybox_rootfs();
         assert!(root.ends_with("berth-fixtures/busybox-rootfs"), "{root:?}");
-        for tool in ["bin/busybox", "bin/sh", "bin/ls", "bin/true", "usr/bin/env", "sbin/ip"] {
+        for tool in [
+            "bin/busybox",
+            "bin/sh",
+            "bin/ls",
+            "bin/true",
+            "usr/bin/env",
+            "sbin/ip",
+        ] {
             assert!(root.join(tool).exists(), "{tool} missing from {root:?}");
         }
     }
@@ -229,13 +255,25 @@ mod tests {
         let busybox = fs::canonicalize(root.join("bin/busybox")).unwrap();
         for applet in ["bin/sh", "usr/bin/env", "sbin/init", "linuxrc"] {
             let link = root.join(applet);
-            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{applet}");
+            assert!(
+                fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink(),
+                "{applet}"
+            );
             let target = fs::read_link(&link).unwrap();
-            assert!(target.is_relative(), "{applet} -> {target:?} should be relative");
+            assert!(
+                target.is_relative(),
+                "{applet} -> {target:?} should be relative"
+            );
             assert_eq!(fs::canonicalize(&link).unwrap(), busybox, "{applet}");
         }
         // The shell really runs from the rootfs.
-        let out = Command::new(root.join("bin/sh")).args(["-c", "echo ok"]).output().unwrap();
+        let out = Command::new(root.join("bin/sh"))
+            .args(["-c", "echo ok"])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     }
 
@@ -243,11 +281,22 @@ mod tests {
     fn passwd_and_group_have_root_and_nobody() {
         let root = busybox_rootfs();
         let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
-        assert!(passwd.lines().any(|l| l.starts_with("root:x:0:0:")), "{passwd}");
-        assert!(passwd.lines().any(|l| l.starts_with("nobody:x:65534:65534:")), "{passwd}");
+        assert!(
+            passwd.lines().any(|l| l.starts_with("root:x:0:0:")),
+            "{passwd}"
+        );
+        assert!(
+            passwd
+                .lines()
+                .any(|l| l.starts_with("nobody:x:65534:65534:")),
+            "{passwd}"
+        );
         let group = fs::read_to_string(root.join("etc/group")).unwrap();
         assert!(group.lines().any(|l| l.starts_with("root:x:0:")), "{group}");
-        assert!(group.lines().any(|l| l.starts_with("nobody:x:65534:")), "{group}");
+        assert!(
+            group.lines().any(|l| l.starts_with("nobody:x:65534:")),
+            "{group}"
+        );
     }
 
     #[test]
@@ -267,8 +316,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dst = tmp.path().join("rootfs");
         copy_rootfs(&dst).unwrap();
-        assert!(fs::symlink_metadata(dst.join("bin/sh")).unwrap().file_type().is_symlink());
-        assert_eq!(fs::metadata(dst.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
+        assert!(fs::symlink_metadata(dst.join("bin/sh"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs::metadata(dst.join("tmp")).unwrap().permissions().mode() & 0o7777,
+            0o1777
+        );
         fs::write(dst.join("etc/written"), "x").unwrap();
         assert!(!busybox_rootfs().join("etc/written").exists());
     }

@@ -36,7 +36,10 @@ pub fn try_runtime_bin(name: &str) -> Option<PathBuf> {
 /// Like [`try_runtime_bin`], panicking with the build command if missing.
 pub fn runtime_bin(name: &str) -> PathBuf {
     try_runtime_bin(name).unwrap_or_else(|| {
-        panic!("{name} not found under {}: build it first: cargo build -p {name}", crate::target_dir().display())
+        panic!(
+            "{name} not found under {}: build it first: cargo build -p {name}",
+            crate::target_dir().display()
+        )
     })
 }
 
@@ -44,17 +47,29 @@ pub fn runtime_bin(name: &str) -> PathBuf {
 /// non-login root environment may lack (Debian's runc is /usr/sbin/runc).
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    let extra = [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ];
     std::env::split_paths(&path)
         .chain(extra.iter().map(PathBuf::from))
         .map(|dir| dir.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// True on hosts with cgroup v1 controllers plus a cgroup2 mount at
 /// /sys/fs/cgroup/unified ("hybrid"), which crun refuses.
 pub fn unified_cgroup2_hybrid() -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     info.lines().any(|line| {
         let mut halves = line.splitn(2, " - ");
         let (pre, post) = (halves.next().unwrap_or(""), halves.next().unwrap_or(""));
@@ -76,7 +91,14 @@ pub fn hide_unified_cgroup2() -> io::Result<()> {
         }
         // Private first, so the unmount does not propagate back to the host.
         let flags = libc::MS_REC | libc::MS_PRIVATE;
-        if libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
         if libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) != 0 {
@@ -106,8 +128,17 @@ impl Runtime {
     pub fn new(bin: impl Into<PathBuf>) -> Self {
         let bin = bin.into();
         let hide_unified = bin.file_name() == Some(OsStr::new("crun")) && unified_cgroup2_hybrid();
-        let state = tempfile::Builder::new().prefix("berth-state-").tempdir().expect("state temp dir");
-        Runtime { bin, state, hide_unified, timeout: Duration::from_secs(60), ids: Mutex::new(Vec::new()) }
+        let state = tempfile::Builder::new()
+            .prefix("berth-state-")
+            .tempdir()
+            .expect("state temp dir");
+        Runtime {
+            bin,
+            state,
+            hide_unified,
+            timeout: Duration::from_secs(60),
+            ids: Mutex::new(Vec::new()),
+        }
     }
 
     /// berth-runc from this workspace (panics if not built).
@@ -159,26 +190,51 @@ impl Runtime {
     }
 
     fn track(&self, id: &str) {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).push(id.to_string());
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_string());
     }
 
     /// `create --bundle B ID`.
     pub fn create(&self, id: &str, bundle: impl AsRef<Path>) -> Output {
         self.track(id);
-        self.cli(&[OsStr::new("create"), OsStr::new("--bundle"), bundle.as_ref().as_os_str(), OsStr::new(id)])
+        self.cli(&[
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            bundle.as_ref().as_os_str(),
+            OsStr::new(id),
+        ])
     }
 
     /// `create --bundle B --pid-file F ID`.
-    pub fn create_with_pid_file(&self, id: &str, bundle: impl AsRef<Path>, pid_file: &Path) -> Output {
+    pub fn create_with_pid_file(
+        &self,
+        id: &str,
+        bundle: impl AsRef<Path>,
+        pid_file: &Path,
+    ) -> Output {
         self.track(id);
         let bundle = bundle.as_ref().as_os_str();
-        self.cli(&[OsStr::new("create"), OsStr::new("--bundle"), bundle, OsStr::new("--pid-file"), pid_file.as_os_str(), OsStr::new(id)])
+        self.cli(&[
+            OsStr::new("create"),
+            OsStr::new("--bundle"),
+            bundle,
+            OsStr::new("--pid-file"),
+            pid_file.as_os_str(),
+            OsStr::new(id),
+        ])
     }
 
     /// `run --bundle B ID` in the foreground: output is the container's.
     pub fn run(&self, id: &str, bundle: impl AsRef<Path>) -> Output {
         self.track(id);
-        self.cli(&[OsStr::new("run"), OsStr::new("--bundle"), bundle.as_ref().as_os_str(), OsStr::new(id)])
+        self.cli(&[
+            OsStr::new("run"),
+            OsStr::new("--bundle"),
+            bundle.as_ref().as_os_str(),
+            OsStr::new(id),
+        ])
     }
 
     pub fn start(&self, id: &str) -> Output {
@@ -213,9 +269,18 @@ impl Runtime {
     /// `state ID` parsed; panics with the runtime's stderr if it fails.
     pub fn state(&self, id: &str) -> Value {
         let out = self.state_output(id);
-        assert!(out.status.success(), "{} state {id} failed: {}", self.bin.display(), String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("state {id} is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "{} state {id} failed: {}",
+            self.bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "state {id} is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 
     /// Poll `state` until `status` equals `want`, for up to `timeout`.
@@ -224,7 +289,10 @@ impl Runtime {
         loop {
             let state = self.state(id);
             if state["status"] == want || std::time::Instant::now() > deadline {
-                assert_eq!(state["status"], want, "container {id} did not reach {want} within {timeout:?}");
+                assert_eq!(
+                    state["status"], want,
+                    "container {id} did not reach {want} within {timeout:?}"
+                );
                 return state;
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -16,7 +16,12 @@ fn system(name: &str) -> Option<Runtime> {
 }
 
 fn stdout(out: &std::process::Output) -> String {
-    assert!(out.status.success(), "failed: {:?}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -25,7 +30,11 @@ fn run_default_bundle(rt: &Runtime, oci_version: Option<&str>) {
     if let Some(v) = oci_version {
         bundle.config_mut()["ociVersion"] = v.into();
     }
-    bundle.set_args(&["sh", "-c", "echo hello; hostname; id -u; cat /proc/self/status | grep NoNewPrivs"]);
+    bundle.set_args(&[
+        "sh",
+        "-c",
+        "echo hello; hostname; id -u; cat /proc/self/status | grep NoNewPrivs",
+    ]);
     let out = rt.run(&unique_id("fx"), &bundle);
     assert_eq!(stdout(&out), "hello\nberth\n0\nNoNewPrivs:\t1\n");
 }
@@ -60,19 +69,32 @@ fn runc_lifecycle_and_exec() {
     assert!(state["pid"].as_i64().unwrap() > 0);
     stdout(&rt.start(&id));
     rt.wait_status(&id, "running", Duration::from_secs(10));
-    assert_eq!(stdout(&rt.exec(&id, &["sh", "-c", "echo $((6 * 7))"])), "42\n");
+    assert_eq!(
+        stdout(&rt.exec(&id, &["sh", "-c", "echo $((6 * 7))"])),
+        "42\n"
+    );
     stdout(&rt.kill(&id, "KILL"));
     rt.wait_status(&id, "stopped", Duration::from_secs(10));
     stdout(&rt.delete(&id));
-    assert!(!rt.state_output(&id).status.success(), "state after delete should fail");
+    assert!(
+        !rt.state_output(&id).status.success(),
+        "state after delete should fail"
+    );
 }
 
 #[test]
 fn runc_runs_as_nobody() {
     let Some(rt) = system("runc") else { return };
     let mut bundle = Bundle::new();
-    bundle.set_user(65534, 65534).set_args(&["sh", "-c", "id -u; id -g; ls / >/dev/null && echo ok"]);
-    assert_eq!(stdout(&rt.run(&unique_id("nobody"), &bundle)), "65534\n65534\nok\n");
+    bundle.set_user(65534, 65534).set_args(&[
+        "sh",
+        "-c",
+        "id -u; id -g; ls / >/dev/null && echo ok",
+    ]);
+    assert_eq!(
+        stdout(&rt.run(&unique_id("nobody"), &bundle)),
+        "65534\n65534\nok\n"
+    );
 }
 
 #[test]
@@ -82,7 +104,10 @@ fn runc_writes_private_rootfs() {
     bundle.config_mut()["root"]["readonly"] = false.into();
     bundle.set_args(&["sh", "-c", "echo written > /etc/marker"]);
     stdout(&rt.run(&unique_id("rw"), &bundle));
-    assert_eq!(std::fs::read_to_string(bundle.rootfs().join("etc/marker")).unwrap(), "written\n");
+    assert_eq!(
+        std::fs::read_to_string(bundle.rootfs().join("etc/marker")).unwrap(),
+        "written\n"
+    );
 }
 
 #[test]
@@ -96,5 +121,8 @@ fn drop_force_deletes_leftover_containers() {
     let pid = rt.state(&id)["pid"].as_i64().unwrap() as i32;
     let pidfd = crate::pidfd_open(pid).unwrap();
     drop(rt);
-    assert!(crate::pidfd_wait(&pidfd, Some(Duration::from_secs(10))).unwrap(), "container init survived Runtime drop");
+    assert!(
+        crate::pidfd_wait(&pidfd, Some(Duration::from_secs(10))).unwrap(),
+        "container init survived Runtime drop"
+    );
 }

@@ -117,6 +117,7 @@ fn docker_engine_runs_containers_on_berth_runtime() {
     };
     let runtime = runtime_under_test();
     eprintln!("docker_runtime: runtime under test: {}", runtime.display());
+    reap_stale_runs();
     eprintln!(
         "docker_runtime: dockerd {}, docker CLI {}",
         tools.dockerd.display(),
@@ -162,12 +163,20 @@ fn docker_engine_runs_containers_on_berth_runtime() {
     daemon.import_busybox_image();
     eprintln!("docker_runtime: imported {IMAGE} in {:.1?}", t.elapsed());
 
-    let selected = env_nonempty("BERTH_DOCKER_SCENARIOS")
-        .map(|s| s.split(',').map(|n| n.trim().to_string()).collect::<BTreeSet<_>>());
+    let selected = env_nonempty("BERTH_DOCKER_SCENARIOS").map(|s| {
+        s.split(',')
+            .map(|n| n.trim().to_string())
+            .collect::<BTreeSet<_>>()
+    });
     if let Some(sel) = &selected {
-        let unknown: Vec<_> =
-            sel.iter().filter(|n| !SCENARIOS.iter().any(|(name, _)| name == n)).collect();
-        assert!(unknown.is_empty(), "unknown scenario(s) {unknown:?} in BERTH_DOCKER_SCENARIOS");
+        let unknown: Vec<_> = sel
+            .iter()
+            .filter(|n| !SCENARIOS.iter().any(|(name, _)| name == n))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "unknown scenario(s) {unknown:?} in BERTH_DOCKER_SCENARIOS"
+        );
     }
 
     let mut results = Vec::new();
@@ -191,13 +200,19 @@ fn docker_engine_runs_containers_on_berth_runtime() {
         if !passed {
             daemon.remove_all_containers();
         }
-        eprintln!("--- scenario {name}: {} ({elapsed:.1?})", if passed { "ok" } else { "FAILED" });
+        eprintln!(
+            "--- scenario {name}: {} ({elapsed:.1?})",
+            if passed { "ok" } else { "FAILED" }
+        );
         results.push((*name, passed, elapsed));
     }
 
     let failed: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
     if !failed.is_empty() {
-        eprintln!("--- dockerd log tail ---\n{}\n--- end ---", daemon.log_tail(80));
+        eprintln!(
+            "--- dockerd log tail ---\n{}\n--- end ---",
+            daemon.log_tail(80)
+        );
     }
     daemon.print_trace();
 
@@ -208,12 +223,22 @@ fn docker_engine_runs_containers_on_berth_runtime() {
 
     eprintln!("docker_runtime summary (runtime {}):", runtime.display());
     for (name, passed, elapsed) in &results {
-        eprintln!("  {:<10} {:<6} {elapsed:>8.1?}", name, if *passed { "ok" } else { "FAILED" });
+        eprintln!(
+            "  {:<10} {:<6} {elapsed:>8.1?}",
+            name,
+            if *passed { "ok" } else { "FAILED" }
+        );
     }
     eprintln!("  total {:.1?}", t0.elapsed());
 
-    assert!(failed.is_empty(), "docker_runtime: failed scenarios: {failed:?} (details above)");
-    assert!(problems.is_empty(), "docker_runtime: teardown left things behind: {problems:#?}");
+    assert!(
+        failed.is_empty(),
+        "docker_runtime: failed scenarios: {failed:?} (details above)"
+    );
+    assert!(
+        problems.is_empty(),
+        "docker_runtime: teardown left things behind: {problems:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -238,17 +263,34 @@ fn scenario_exit_code(d: &Daemon) {
 
     let out = d.run_rm(&[], &["/nonexistent"]);
     out.expect_code(127);
-    assert!(out.stderr.contains("no such file or directory"), "stderr of a missing command\n{out}");
+    assert!(
+        out.stderr.contains("no such file or directory"),
+        "stderr of a missing command\n{out}"
+    );
     let out = d.run_rm(&[], &["/etc/passwd"]);
     out.expect_code(126);
-    assert!(out.stderr.contains("permission denied"), "stderr of a non-executable command\n{out}");
+    assert!(
+        out.stderr.contains("permission denied"),
+        "stderr of a non-executable command\n{out}"
+    );
 }
 
 /// Non-tty stdio: `run -i` passes stdin through, and keeps stdout and stderr apart.
 fn scenario_stdio(d: &Daemon) {
     let out = d.docker_in(
-        &["run", "-i", "--rm", "--runtime", RUNTIME_NAME, "--network", "none", IMAGE, "sh", "-c",
-          "cat; echo to-stderr >&2"],
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "--runtime",
+            RUNTIME_NAME,
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat; echo to-stderr >&2",
+        ],
         b"hello-stdin\nline2\n",
     );
     out.expect_code(0);
@@ -257,8 +299,18 @@ fn scenario_stdio(d: &Daemon) {
 
     // Without -i the container's stdin is empty (not the CLI's).
     let out = d.docker_in(
-        &["run", "--rm", "--runtime", RUNTIME_NAME, "--network", "none", IMAGE, "sh", "-c",
-          "cat; echo eof"],
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME_NAME,
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+            "-c",
+            "cat; echo eof",
+        ],
         b"must-not-arrive\n",
     );
     out.expect_code(0);
@@ -267,38 +319,70 @@ fn scenario_stdio(d: &Daemon) {
 
 /// `--read-only` rootfs: writes fail with EROFS, while `--tmpfs /tmp` stays writable.
 fn scenario_read_only(d: &Daemon) {
-    d.run_rm(&[], &["sh", "-c", "touch /x && echo wrote"]).expect_stdout("wrote\n");
+    d.run_rm(&[], &["sh", "-c", "touch /x && echo wrote"])
+        .expect_stdout("wrote\n");
 
     let out = d.run_rm(&["--read-only"], &["touch", "/x"]);
-    assert_ne!(out.code, Some(0), "touch / in a --read-only container succeeded\n{out}");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "touch / in a --read-only container succeeded\n{out}"
+    );
     assert!(out.code.is_some(), "{out}");
-    assert!(out.stderr.contains("Read-only file system"), "expected EROFS\n{out}");
+    assert!(
+        out.stderr.contains("Read-only file system"),
+        "expected EROFS\n{out}"
+    );
 
-    d.run_rm(&["--read-only", "--tmpfs", "/tmp"], &["sh", "-c", "touch /tmp/y && echo wrote"])
-        .expect_stdout("wrote\n");
+    d.run_rm(
+        &["--read-only", "--tmpfs", "/tmp"],
+        &["sh", "-c", "touch /tmp/y && echo wrote"],
+    )
+    .expect_stdout("wrote\n");
 }
 
 /// `--cap-drop ALL`: chown (CAP_CHOWN) fails and the effective set is empty;
 /// the default set allows it; `--cap-add CHOWN` gives it back.
 fn scenario_cap_drop(d: &Daemon) {
     let chown = "touch /tmp/f && chown nobody /tmp/f && stat -c %u /tmp/f";
-    d.run_rm(&["--tmpfs", "/tmp"], &["sh", "-c", chown]).expect_stdout("65534\n");
+    d.run_rm(&["--tmpfs", "/tmp"], &["sh", "-c", chown])
+        .expect_stdout("65534\n");
 
-    let out = d.run_rm(&["--tmpfs", "/tmp", "--cap-drop", "ALL"], &["sh", "-c", chown]);
+    let out = d.run_rm(
+        &["--tmpfs", "/tmp", "--cap-drop", "ALL"],
+        &["sh", "-c", chown],
+    );
     assert_eq!(out.code, Some(1), "chown with --cap-drop ALL\n{out}");
-    assert!(out.stderr.contains("Operation not permitted"), "expected EPERM\n{out}");
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "expected EPERM\n{out}"
+    );
 
     let cap_eff = |extra: &[&str]| {
         let out = d.run_rm(extra, &["grep", "^CapEff:", "/proc/self/status"]);
         out.expect_code(0);
-        out.stdout.split_whitespace().nth(1).unwrap_or_default().to_string()
+        out.stdout
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
     };
     let default = cap_eff(&[]);
-    assert_ne!(default, "0000000000000000", "default capabilities are empty");
-    assert_eq!(cap_eff(&["--cap-drop", "ALL"]), "0000000000000000", "--cap-drop ALL");
+    assert_ne!(
+        default, "0000000000000000",
+        "default capabilities are empty"
+    );
+    assert_eq!(
+        cap_eff(&["--cap-drop", "ALL"]),
+        "0000000000000000",
+        "--cap-drop ALL"
+    );
 
-    d.run_rm(&["--tmpfs", "/tmp", "--cap-drop", "ALL", "--cap-add", "CHOWN"], &["sh", "-c", chown])
-        .expect_stdout("65534\n");
+    d.run_rm(
+        &["--tmpfs", "/tmp", "--cap-drop", "ALL", "--cap-add", "CHOWN"],
+        &["sh", "-c", chown],
+    )
+    .expect_stdout("65534\n");
 }
 
 /// `--memory 64m`: the container's own memory cgroup has a 64 MiB limit, the
@@ -312,18 +396,27 @@ fn scenario_memory(d: &Daemon) {
            cat /proc/self/cgroup"],
     );
     out.expect_code(0);
-    assert_eq!(out.stdout.lines().next(), Some("67108864"), "memory limit seen inside\n{out}");
+    assert_eq!(
+        out.stdout.lines().next(),
+        Some("67108864"),
+        "memory limit seen inside\n{out}"
+    );
     if cgroup_v1("memory") {
         // cgroup v1: docker keeps the host cgroup namespace, so the full path shows.
         let want = format!("/{}/", d.cgroup_parent);
         assert!(
-            out.stdout.lines().any(|l| l.contains(":memory:") && l.contains(&want)),
+            out.stdout
+                .lines()
+                .any(|l| l.contains(":memory:") && l.contains(&want)),
             "container not in a memory cgroup under {want}\n{out}"
         );
     }
 
     // 200M buffer: over the 64M limit, and over the default memory+swap limit (128M).
-    let id = d.run_detached(&["--memory", "64m"], &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]);
+    let id = d.run_detached(
+        &["--memory", "64m"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+    );
     let code = d.ok(&["wait", &id]);
     assert_eq!(code.trim(), "137", "exit code of an over-limit container");
     assert_eq!(d.inspect(&id, "{{.State.OOMKilled}}"), "true", "OOMKilled");
@@ -340,19 +433,28 @@ fn scenario_pids(d: &Daemon) {
     let out = d.run_rm(&["--pids-limit", "20"], &["sh", "-c", script]);
     out.expect_code(0);
     assert!(out.stdout.contains("max=20\n"), "pids.max\n{out}");
-    assert!(!out.stdout.contains("spawned-all"), "40 background processes started despite --pids-limit 20\n{out}");
+    assert!(
+        !out.stdout.contains("spawned-all"),
+        "40 background processes started despite --pids-limit 20\n{out}"
+    );
     let current: u32 = out
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("current="))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no pids.current in output\n{out}"));
-    assert!((10..=20).contains(&current), "pids.current={current} (limit 20)\n{out}");
+    assert!(
+        (10..=20).contains(&current),
+        "pids.current={current} (limit 20)\n{out}"
+    );
 
     // Control: without the limit the same loop completes.
     let out = d.run_rm(&[], &["sh", "-c", script]);
     out.expect_code(0);
-    assert!(out.stdout.contains("spawned-all"), "fork loop without a limit\n{out}");
+    assert!(
+        out.stdout.contains("spawned-all"),
+        "fork loop without a limit\n{out}"
+    );
 }
 
 /// `docker exec` into a detached container: output, exit codes, user/cwd/env
@@ -360,18 +462,40 @@ fn scenario_pids(d: &Daemon) {
 /// binary, and `docker top` (the runtime's `ps`).
 fn scenario_exec(d: &Daemon) {
     let id = d.run_detached(&[], &["sleep", "1000"]);
-    assert_eq!(d.inspect(&id, "{{.HostConfig.Runtime}}"), RUNTIME_NAME, "container runtime");
+    assert_eq!(
+        d.inspect(&id, "{{.HostConfig.Runtime}}"),
+        RUNTIME_NAME,
+        "container runtime"
+    );
     assert_eq!(d.inspect(&id, "{{.State.Status}}"), "running");
 
-    d.docker(&["exec", &id, "echo", "in-exec"]).expect_stdout("in-exec\n");
-    d.docker(&["exec", &id, "sh", "-c", "exit 7"]).expect_code(7);
-    d.docker(&["exec", "-u", "65534", "-w", "/tmp", "-e", "FOO=bar", &id, "sh", "-c", "echo $(id -u) $PWD $FOO"])
-        .expect_stdout("65534 /tmp bar\n");
+    d.docker(&["exec", &id, "echo", "in-exec"])
+        .expect_stdout("in-exec\n");
+    d.docker(&["exec", &id, "sh", "-c", "exit 7"])
+        .expect_code(7);
+    d.docker(&[
+        "exec",
+        "-u",
+        "65534",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        &id,
+        "sh",
+        "-c",
+        "echo $(id -u) $PWD $FOO",
+    ])
+    .expect_stdout("65534 /tmp bar\n");
 
     // Same pid namespace as the container: PID 1 is the sleep.
     let out = d.docker(&["exec", &id, "cat", "/proc/1/cmdline"]);
     out.expect_code(0);
-    assert_eq!(out.stdout.replace('\0', " ").trim(), "sleep 1000", "PID 1 seen by exec\n{out}");
+    assert_eq!(
+        out.stdout.replace('\0', " ").trim(),
+        "sleep 1000",
+        "PID 1 seen by exec\n{out}"
+    );
 
     let out = d.docker_in(&["exec", "-i", &id, "cat"], b"exec-stdin\n");
     out.expect_code(0);
@@ -397,16 +521,31 @@ fn scenario_exec(d: &Daemon) {
 /// `docker update` of a running container (runtime `update --resources -`):
 /// new memory and pids limits, seen inside and in the host cgroup dockerd chose.
 fn scenario_update(d: &Daemon) {
-    let id = d.run_detached(&["--memory", "64m", "--pids-limit", "20"], &["sleep", "1000"]);
+    let id = d.run_detached(
+        &["--memory", "64m", "--pids-limit", "20"],
+        &["sleep", "1000"],
+    );
     let read_limits = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
                        cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
-    d.docker(&["exec", &id, "sh", "-c", read_limits]).expect_stdout("67108864\n20\n");
+    d.docker(&["exec", &id, "sh", "-c", read_limits])
+        .expect_stdout("67108864\n20\n");
 
-    d.ok(&["update", "--memory", "128m", "--memory-swap", "256m", "--pids-limit", "30", &id]);
-    d.docker(&["exec", &id, "sh", "-c", read_limits]).expect_stdout("134217728\n30\n");
+    d.ok(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--pids-limit",
+        "30",
+        &id,
+    ]);
+    d.docker(&["exec", &id, "sh", "-c", read_limits])
+        .expect_stdout("134217728\n30\n");
 
     let host = d.container_cgroup_file(&id, "memory", "memory.limit_in_bytes", "memory.max");
-    let value = fs::read_to_string(&host).unwrap_or_else(|e| panic!("reading {}: {e}", host.display()));
+    let value =
+        fs::read_to_string(&host).unwrap_or_else(|e| panic!("reading {}: {e}", host.display()));
     assert_eq!(value.trim(), "134217728", "host-side {}", host.display());
     d.ok(&["rm", "-f", &id]);
 }
@@ -414,37 +553,61 @@ fn scenario_update(d: &Daemon) {
 /// `docker pause`: status paused, the cgroup frozen, the process really stops
 /// making progress, exec refused; `unpause`: running and progressing again.
 fn scenario_pause(d: &Daemon) {
-    let id = d.run_detached(&[], &["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count; usleep 20000; done"]);
+    let id = d.run_detached(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i > /count; usleep 20000; done",
+        ],
+    );
     let pid = d.container_pid(&id);
     let counter = PathBuf::from(format!("/proc/{pid}/root/count"));
     let read = || -> u64 {
         poll("a value in the container's /count", WAIT, || {
-            fs::read_to_string(&counter).ok().and_then(|s| s.trim().parse().ok())
+            fs::read_to_string(&counter)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
         })
     };
     let start = read();
-    poll("the counter to advance before pausing", WAIT, || (read() > start).then_some(()));
+    poll("the counter to advance before pausing", WAIT, || {
+        (read() > start).then_some(())
+    });
 
     d.ok(&["pause", &id]);
     assert_eq!(d.inspect(&id, "{{.State.Status}}"), "paused");
     let freezer = if cgroup_v1("freezer") {
-        (d.container_cgroup_file(&id, "freezer", "freezer.state", ""), "FROZEN")
+        (
+            d.container_cgroup_file(&id, "freezer", "freezer.state", ""),
+            "FROZEN",
+        )
     } else {
         (d.container_cgroup_file(&id, "", "", "cgroup.freeze"), "1")
     };
-    let state = fs::read_to_string(&freezer.0).unwrap_or_else(|e| panic!("reading {}: {e}", freezer.0.display()));
+    let state = fs::read_to_string(&freezer.0)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", freezer.0.display()));
     assert_eq!(state.trim(), freezer.1, "{}", freezer.0.display());
     let frozen_at = read();
     thread::sleep(Duration::from_millis(400));
     assert_eq!(read(), frozen_at, "counter advanced while paused");
 
     let out = d.docker(&["exec", &id, "true"]);
-    assert_ne!(out.code, Some(0), "exec into a paused container succeeded\n{out}");
-    assert!(out.stderr.contains("paused"), "exec refusal should say paused\n{out}");
+    assert_ne!(
+        out.code,
+        Some(0),
+        "exec into a paused container succeeded\n{out}"
+    );
+    assert!(
+        out.stderr.contains("paused"),
+        "exec refusal should say paused\n{out}"
+    );
 
     d.ok(&["unpause", &id]);
     assert_eq!(d.inspect(&id, "{{.State.Status}}"), "running");
-    poll("the counter to advance after unpausing", WAIT, || (read() > frozen_at).then_some(()));
+    poll("the counter to advance after unpausing", WAIT, || {
+        (read() > frozen_at).then_some(())
+    });
     d.ok(&["rm", "-f", &id]);
 }
 
@@ -457,40 +620,78 @@ fn scenario_stop(d: &Daemon) {
     let t = Instant::now();
     d.ok(&["stop", "-t", "2", &id]);
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(1800), "stop -t 2 took only {took:?}: SIGTERM was not ignored?");
+    assert!(
+        took >= Duration::from_millis(1800),
+        "stop -t 2 took only {took:?}: SIGTERM was not ignored?"
+    );
     assert!(took < Duration::from_secs(15), "stop -t 2 took {took:?}");
-    assert_eq!(d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(
+        d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
 
     // Restart after stop: create again with the same id, so runtime state must be gone.
     d.ok(&["start", &id]);
     assert_eq!(d.inspect(&id, "{{.State.Status}}"), "running");
-    d.docker(&["exec", &id, "echo", "restarted"]).expect_stdout("restarted\n");
+    d.docker(&["exec", &id, "echo", "restarted"])
+        .expect_stdout("restarted\n");
     d.ok(&["rm", "-f", &id]);
 
-    let id = d.run_detached(&[], &["sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done"]);
+    let id = d.run_detached(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
     d.wait_for_log(&id, "ready");
     let t = Instant::now();
     d.ok(&["stop", "-t", "20", &id]);
     let took = t.elapsed();
-    assert!(took < Duration::from_secs(5), "graceful stop took {took:?}: SIGTERM not delivered?");
-    assert_eq!(d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
-    assert!(d.logs(&id).contains("got-term"), "trap output missing: {:?}", d.logs(&id));
+    assert!(
+        took < Duration::from_secs(5),
+        "graceful stop took {took:?}: SIGTERM not delivered?"
+    );
+    assert_eq!(
+        d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 0"
+    );
+    assert!(
+        d.logs(&id).contains("got-term"),
+        "trap output missing: {:?}",
+        d.logs(&id)
+    );
     d.ok(&["rm", &id]);
 }
 
 /// `docker kill -s USR1` reaches the container's PID 1 (it keeps running);
 /// a plain `docker kill` (SIGKILL) ends it with 137.
 fn scenario_kill(d: &Daemon) {
-    let id = d.run_detached(&[], &["sh", "-c", "trap 'echo got-usr1' USR1; echo ready; while :; do sleep 0.1; done"]);
+    let id = d.run_detached(
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-usr1' USR1; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
     d.wait_for_log(&id, "ready");
     d.ok(&["kill", "-s", "USR1", &id]);
     d.wait_for_log(&id, "got-usr1");
-    assert_eq!(d.inspect(&id, "{{.State.Status}}"), "running", "after SIGUSR1");
+    assert_eq!(
+        d.inspect(&id, "{{.State.Status}}"),
+        "running",
+        "after SIGUSR1"
+    );
 
     d.ok(&["kill", &id]);
     let code = d.ok(&["wait", &id]);
     assert_eq!(code.trim(), "137", "exit code after docker kill");
-    assert_eq!(d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(
+        d.inspect(&id, "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
     d.ok(&["rm", &id]);
 }
 
@@ -499,7 +700,17 @@ fn scenario_kill(d: &Daemon) {
 fn scenario_tty_run(d: &Daemon) {
     d.tty_shell(
         "run",
-        &["run", "-it", "--rm", "--runtime", RUNTIME_NAME, "--network", "none", IMAGE, "sh"],
+        &[
+            "run",
+            "-it",
+            "--rm",
+            "--runtime",
+            RUNTIME_NAME,
+            "--network",
+            "none",
+            IMAGE,
+            "sh",
+        ],
         5,
     );
 }
@@ -532,7 +743,8 @@ impl HostTools {
         }
         let dockerd = find_exe("dockerd").ok_or("dockerd not found (apt install docker.io)")?;
         find_exe("containerd").ok_or("containerd not found (apt install containerd)")?;
-        find_exe("containerd-shim-runc-v2").ok_or("containerd-shim-runc-v2 not found (apt install containerd)")?;
+        find_exe("containerd-shim-runc-v2")
+            .ok_or("containerd-shim-runc-v2 not found (apt install containerd)")?;
         let docker = match env_nonempty("BERTH_DOCKER_CLI") {
             Some(p) => PathBuf::from(p),
             None if is_executable(Path::new("/usr/bin/docker")) => PathBuf::from("/usr/bin/docker"),
@@ -541,7 +753,12 @@ impl HostTools {
         if !is_executable(&docker) {
             return Err(format!("docker CLI {} is not executable", docker.display()));
         }
-        Ok(Self { dockerd, docker, setpriv: find_exe("setpriv"), tmux: find_exe("tmux") })
+        Ok(Self {
+            dockerd,
+            docker,
+            setpriv: find_exe("setpriv"),
+            tmux: find_exe("tmux"),
+        })
     }
 }
 
@@ -581,11 +798,17 @@ struct Daemon {
 
 impl Daemon {
     fn new(tools: &HostTools, runtime: &Path, storage_driver: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let tag = format!("{}-{:x}", std::process::id(), nanos & 0xfffff);
         // Short: unix socket paths (ours, containerd's) must fit in 108 bytes.
         let dir = std::env::temp_dir().join(format!("berth-dk-{tag}"));
-        fs::DirBuilder::new().mode(0o711).create(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         for sub in ["data", "exec", "cli"] {
             fs::create_dir(dir.join(sub)).unwrap();
         }
@@ -593,7 +816,10 @@ impl Daemon {
         // identity key goes here instead of /etc/docker/key.json.
         fs::write(
             dir.join("daemon.json"),
-            format!("{{\"deprecated-key-path\": \"{}\"}}\n", dir.join("key.json").display()),
+            format!(
+                "{{\"deprecated-key-path\": \"{}\"}}\n",
+                dir.join("key.json").display()
+            ),
         )
         .unwrap();
 
@@ -606,7 +832,11 @@ impl Daemon {
             (runtime.to_path_buf(), None)
         };
 
-        let host_before = HOST_PATHS.iter().filter(|p| Path::new(p).exists()).map(|p| p.to_string()).collect();
+        let host_before = HOST_PATHS
+            .iter()
+            .filter(|p| Path::new(p).exists())
+            .map(|p| p.to_string())
+            .collect();
         Daemon {
             sock: dir.join("docker.sock"),
             log: dir.join("dockerd.log"),
@@ -649,7 +879,8 @@ impl Daemon {
         if env_nonempty("BERTH_DOCKER_DEBUG").is_some() {
             args.push("--debug".into());
         }
-        let log = fs::File::create(&self.log).map_err(|e| format!("creating {}: {e}", self.log.display()))?;
+        let log = fs::File::create(&self.log)
+            .map_err(|e| format!("creating {}: {e}", self.log.display()))?;
         let mut cmd = match &self.setpriv {
             // Parent-death signal: if this test process dies without running
             // Drop, dockerd still gets SIGTERM and shuts everything down.
@@ -665,7 +896,9 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let child = cmd.spawn().map_err(|e| format!("spawning {}: {e}", self.dockerd.display()))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", self.dockerd.display()))?;
         self.child = Some(child);
 
         let deadline = Instant::now() + START_TIMEOUT;
@@ -675,13 +908,20 @@ impl Daemon {
                 return Err(format!("dockerd exited during startup ({status})"));
             }
             if self.sock.exists() {
-                let out = self.docker_t(&["version", "--format", "{{.Server.Version}}"], None, Duration::from_secs(5));
+                let out = self.docker_t(
+                    &["version", "--format", "{{.Server.Version}}"],
+                    None,
+                    Duration::from_secs(5),
+                );
                 if out.code == Some(0) {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("no answer on {} within {START_TIMEOUT:?}", self.sock.display()));
+                return Err(format!(
+                    "no answer on {} within {START_TIMEOUT:?}",
+                    self.sock.display()
+                ));
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -691,8 +931,14 @@ impl Daemon {
     fn check_runtime_registered(&self) {
         let out = self.docker(&["info", "--format", "{{json .Runtimes}}"]);
         out.expect_code(0);
-        let want = format!("\"{RUNTIME_NAME}\":{{\"path\":\"{}\"", self.registered.display());
-        assert!(out.stdout.contains(&want), "dockerd does not list runtime {want}\n{out}");
+        let want = format!(
+            "\"{RUNTIME_NAME}\":{{\"path\":\"{}\"",
+            self.registered.display()
+        );
+        assert!(
+            out.stdout.contains(&want),
+            "dockerd does not list runtime {want}\n{out}"
+        );
         let out = self.docker(&["info", "--format", "{{.CgroupDriver}}"]);
         assert_eq!(out.stdout.trim(), "cgroupfs", "{out}");
     }
@@ -715,10 +961,19 @@ impl Daemon {
         import.stdin(tar.stdout.take().unwrap());
         let out = run_with_timeout(import, None, Duration::from_secs(120));
         let tar_status = tar.wait().expect("waiting for tar");
-        assert!(tar_status.success(), "tar of the rootfs failed: {tar_status}");
+        assert!(
+            tar_status.success(),
+            "tar of the rootfs failed: {tar_status}"
+        );
         out.expect_code(0);
         let _ = fs::remove_dir_all(&rootfs);
-        let out = self.docker(&["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", IMAGE]);
+        let out = self.docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Os}}/{{.Architecture}}",
+            IMAGE,
+        ]);
         out.expect_code(0);
     }
 
@@ -726,9 +981,18 @@ impl Daemon {
 
     fn docker_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.docker_cli);
-        cmd.arg("-H").arg(format!("unix://{}", self.sock.display())).args(args);
-        cmd.env("DOCKER_CONFIG", self.dir.join("cli")).stdin(Stdio::null());
-        for var in ["DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION"] {
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .args(args);
+        cmd.env("DOCKER_CONFIG", self.dir.join("cli"))
+            .stdin(Stdio::null());
+        for var in [
+            "DOCKER_HOST",
+            "DOCKER_CONTEXT",
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH",
+            "DOCKER_API_VERSION",
+        ] {
             cmd.env_remove(var);
         }
         cmd
@@ -756,7 +1020,14 @@ impl Daemon {
 
     /// `docker run --rm --runtime berth --network none <extra> IMAGE <cmd>`.
     fn run_rm(&self, extra: &[&str], cmd: &[&str]) -> Out {
-        let mut args = vec!["run", "--rm", "--runtime", RUNTIME_NAME, "--network", "none"];
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME_NAME,
+            "--network",
+            "none",
+        ];
         args.extend_from_slice(extra);
         args.push(IMAGE);
         args.extend_from_slice(cmd);
@@ -771,13 +1042,18 @@ impl Daemon {
         args.push(IMAGE);
         args.extend_from_slice(cmd);
         let id = self.ok(&args).trim().to_string();
-        assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "not a container id: {id:?}");
+        assert!(
+            id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a container id: {id:?}"
+        );
         id
     }
 
     #[track_caller]
     fn inspect(&self, id: &str, format: &str) -> String {
-        self.ok(&["inspect", "--format", format, id]).trim().to_string()
+        self.ok(&["inspect", "--format", format, id])
+            .trim()
+            .to_string()
     }
 
     #[track_caller]
@@ -789,22 +1065,40 @@ impl Daemon {
 
     #[track_caller]
     fn wait_for_log(&self, id: &str, needle: &str) {
-        poll(&format!("{needle:?} in the logs of {id}"), WAIT, || self.logs(id).contains(needle).then_some(()));
+        poll(&format!("{needle:?} in the logs of {id}"), WAIT, || {
+            self.logs(id).contains(needle).then_some(())
+        });
     }
 
     #[track_caller]
     fn container_pid(&self, id: &str) -> u32 {
         let pid = self.inspect(id, "{{.State.Pid}}");
-        pid.parse().ok().filter(|p| *p > 0).unwrap_or_else(|| panic!("bad pid {pid:?} for {id}"))
+        pid.parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .unwrap_or_else(|| panic!("bad pid {pid:?} for {id}"))
     }
 
     /// A file in the container's cgroup on the host: with the cgroupfs driver
     /// and our `--cgroup-parent`, `/<parent>/<id>` in each hierarchy.
-    fn container_cgroup_file(&self, id: &str, v1_controller: &str, v1_file: &str, v2_file: &str) -> PathBuf {
+    fn container_cgroup_file(
+        &self,
+        id: &str,
+        v1_controller: &str,
+        v1_file: &str,
+        v2_file: &str,
+    ) -> PathBuf {
         if !v1_controller.is_empty() && cgroup_v1(v1_controller) {
-            Path::new("/sys/fs/cgroup").join(v1_controller).join(&self.cgroup_parent).join(id).join(v1_file)
+            Path::new("/sys/fs/cgroup")
+                .join(v1_controller)
+                .join(&self.cgroup_parent)
+                .join(id)
+                .join(v1_file)
         } else {
-            Path::new("/sys/fs/cgroup").join(&self.cgroup_parent).join(id).join(v2_file)
+            Path::new("/sys/fs/cgroup")
+                .join(&self.cgroup_parent)
+                .join(id)
+                .join(v2_file)
         }
     }
 
@@ -827,8 +1121,15 @@ impl Daemon {
     /// that it evaluates `echo $((6*7))`, runs on a pty, and that `exit <code>`
     /// ends the session with `code` as docker's exit status.
     fn tty_shell(&self, name: &str, docker_args: &[&str], exit_code: i32) {
-        let tmux = self.tmux.as_deref().expect("tmux is needed for the -it scenarios (apt install tmux)");
-        let session = Tmux { bin: tmux.to_path_buf(), sock: self.dir.join("tmux.sock"), name: format!("tty-{name}") };
+        let tmux = self
+            .tmux
+            .as_deref()
+            .expect("tmux is needed for the -it scenarios (apt install tmux)");
+        let session = Tmux {
+            bin: tmux.to_path_buf(),
+            sock: self.dir.join("tmux.sock"),
+            name: format!("tty-{name}"),
+        };
         let rc_file = self.dir.join(format!("tty-{name}.rc"));
         let _ = fs::remove_file(&rc_file);
 
@@ -842,18 +1143,31 @@ impl Daemon {
             line.push(' ');
             line.push_str(&sh_quote(a));
         }
-        line.push_str(&format!("; echo $? > {}", sh_quote(&rc_file.display().to_string())));
+        line.push_str(&format!(
+            "; echo $? > {}",
+            sh_quote(&rc_file.display().to_string())
+        ));
         session.start(&line);
 
-        session.wait_for("the shell prompt", |pane| pane.lines().any(|l| l.starts_with("/ #")));
+        session.wait_for("the shell prompt", |pane| {
+            pane.lines().any(|l| l.starts_with("/ #"))
+        });
         session.send("echo $((6*7))");
-        session.wait_for("42 from the shell", |pane| pane.lines().any(|l| l.trim() == "42"));
+        session.wait_for("42 from the shell", |pane| {
+            pane.lines().any(|l| l.trim() == "42")
+        });
         session.send("tty");
-        session.wait_for("a /dev/pts tty", |pane| pane.lines().any(|l| l.trim().starts_with("/dev/pts/")));
+        session.wait_for("a /dev/pts tty", |pane| {
+            pane.lines().any(|l| l.trim().starts_with("/dev/pts/"))
+        });
         session.send(&format!("exit {exit_code}"));
         session.wait_exited();
-        let rc = fs::read_to_string(&rc_file)
-            .unwrap_or_else(|e| panic!("no exit status from docker ({e}); screen:\n{}", session.pane()));
+        let rc = fs::read_to_string(&rc_file).unwrap_or_else(|e| {
+            panic!(
+                "no exit status from docker ({e}); screen:\n{}",
+                session.pane()
+            )
+        });
         assert_eq!(
             rc.trim(),
             exit_code.to_string(),
@@ -874,7 +1188,9 @@ impl Daemon {
     fn print_trace(&self) {
         let Some(log) = &self.trace_log else { return };
         let text = fs::read_to_string(log).unwrap_or_default();
-        let tasks = self.dir.join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby");
+        let tasks = self
+            .dir
+            .join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby");
         let text = text
             .replace(&tasks.display().to_string(), "$TASKS")
             .replace(&self.dir.display().to_string(), "$TMP");
@@ -962,7 +1278,11 @@ impl Daemon {
         let mounts = mounts_under(&self.dir);
         for m in &mounts {
             eprintln!("docker_runtime: unmounting leftover {}", m.display());
-            let ok = Command::new("umount").arg(m).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+            let ok = Command::new("umount")
+                .arg(m)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
             if !ok {
                 let _ = Command::new("umount").arg("-l").arg(m).status();
             }
@@ -1001,7 +1321,9 @@ impl Daemon {
                     eprintln!("docker_runtime: leaving {p}: {e}");
                 }
             } else {
-                problems.push(format!("dockerd/containerd created {p} outside the temp dir"));
+                problems.push(format!(
+                    "dockerd/containerd created {p} outside the temp dir"
+                ));
                 if path.is_file() {
                     let _ = fs::remove_file(path);
                 }
@@ -1053,6 +1375,68 @@ impl Drop for Daemon {
     }
 }
 
+/// Leftovers of earlier runs that were killed before their teardown: dockerd
+/// then stops itself (parent-death signal) but the temp dir and the empty
+/// cgroup parents stay. Removed only when the run's pid is gone and nothing is
+/// mounted, running, or referring to them.
+fn reap_stale_runs() {
+    let run_gone = |tag: &str| {
+        tag.split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+    };
+    for e in fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(tag) = name.strip_prefix("berth-dk-") else {
+            continue;
+        };
+        let path = e.path();
+        if run_gone(tag)
+            && mounts_under(&path).is_empty()
+            && processes_mentioning(&path.display().to_string()).is_empty()
+        {
+            eprintln!(
+                "docker_runtime: removing {} left by an earlier run",
+                path.display()
+            );
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    hierarchies.extend(
+        fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    for h in hierarchies {
+        for e in fs::read_dir(&h).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(tag) = name.strip_prefix("berth-e2e-docker-") else {
+                continue;
+            };
+            let path = e.path();
+            if path.is_dir()
+                && run_gone(tag)
+                && cgroup_procs(std::slice::from_ref(&path)).is_empty()
+            {
+                eprintln!(
+                    "docker_runtime: removing cgroup {} left by an earlier run",
+                    path.display()
+                );
+                let _ = remove_cgroup_tree(&path);
+            }
+        }
+    }
+}
+
 fn report_problems(problems: &[String]) {
     for p in problems {
         eprintln!("docker_runtime: cleanup problem: {p}");
@@ -1070,15 +1454,31 @@ struct Tmux {
 impl Tmux {
     fn cmd(&self, args: &[&str]) -> Out {
         let mut c = Command::new(&self.bin);
-        c.args(["-f", "/dev/null", "-S"]).arg(&self.sock).args(args).stdin(Stdio::null());
+        c.args(["-f", "/dev/null", "-S"])
+            .arg(&self.sock)
+            .args(args)
+            .stdin(Stdio::null());
         run_with_timeout(c, None, Duration::from_secs(10))
     }
 
     fn start(&self, shell_line: &str) {
         self.cmd(&[
-            "start-server", ";",
-            "set-option", "-g", "remain-on-exit", "on", ";",
-            "new-session", "-d", "-s", &self.name, "-x", "120", "-y", "40", shell_line,
+            "start-server",
+            ";",
+            "set-option",
+            "-g",
+            "remain-on-exit",
+            "on",
+            ";",
+            "new-session",
+            "-d",
+            "-s",
+            &self.name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            shell_line,
         ])
         .expect_code(0);
     }
@@ -1095,13 +1495,26 @@ impl Tmux {
 
     /// The whole pane, scrollback included.
     fn pane(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-J", "-S", "-", "-E", "-", "-t", &self.name]).stdout
+        self.cmd(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-",
+            "-E",
+            "-",
+            "-t",
+            &self.name,
+        ])
+        .stdout
     }
 
     /// Types `text` literally, then Enter.
     fn send(&self, text: &str) {
-        self.cmd(&["send-keys", "-t", &self.name, "-l", text]).expect_code(0);
-        self.cmd(&["send-keys", "-t", &self.name, "Enter"]).expect_code(0);
+        self.cmd(&["send-keys", "-t", &self.name, "-l", text])
+            .expect_code(0);
+        self.cmd(&["send-keys", "-t", &self.name, "Enter"])
+            .expect_code(0);
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) {
@@ -1112,10 +1525,17 @@ impl Tmux {
                 return;
             }
             if !self.alive() {
-                panic!("the command in tmux session {} ended while waiting for {what}; screen:\n{}", self.name, self.pane());
+                panic!(
+                    "the command in tmux session {} ended while waiting for {what}; screen:\n{}",
+                    self.name,
+                    self.pane()
+                );
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what} in tmux session {}; screen:\n{pane}", self.name);
+                panic!(
+                    "timed out waiting for {what} in tmux session {}; screen:\n{pane}",
+                    self.name
+                );
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -1125,7 +1545,11 @@ impl Tmux {
         let deadline = Instant::now() + WAIT;
         while self.alive() {
             if Instant::now() > deadline {
-                panic!("tmux session {}: command still running {WAIT:?} after exit; screen:\n{}", self.name, self.pane());
+                panic!(
+                    "tmux session {}: command still running {WAIT:?} after exit; screen:\n{}",
+                    self.name,
+                    self.pane()
+                );
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -1148,13 +1572,22 @@ impl Drop for Tmux {
 fn runtime_under_test() -> PathBuf {
     if let Some(p) = env_nonempty("BERTH_DOCKER_RUNTIME") {
         let path = PathBuf::from(&p);
-        let path = if path.is_absolute() { path } else { find_exe(&p).unwrap_or(path) };
-        assert!(is_executable(&path), "BERTH_DOCKER_RUNTIME={p}: not an executable file");
+        let path = if path.is_absolute() {
+            path
+        } else {
+            find_exe(&p).unwrap_or(path)
+        };
+        assert!(
+            is_executable(&path),
+            "BERTH_DOCKER_RUNTIME={p}: not an executable file"
+        );
         return fs::canonicalize(&path).unwrap_or(path);
     }
     let target = target_dir();
-    let candidates: Vec<PathBuf> =
-        ["debug", "release"].iter().map(|p| target.join(p).join("berth-runc")).collect();
+    let candidates: Vec<PathBuf> = ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("berth-runc"))
+        .collect();
     candidates
         .iter()
         .filter(|p| is_executable(p))
@@ -1175,10 +1608,18 @@ fn target_dir() -> PathBuf {
     let workspace = manifest.parent().unwrap_or(manifest);
     if let Some(dir) = env_nonempty("CARGO_TARGET_DIR") {
         let dir = PathBuf::from(dir);
-        return if dir.is_absolute() { dir } else { workspace.join(dir) };
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace.join(dir)
+        };
     }
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()) {
+        if let Some(dir) = exe
+            .ancestors()
+            .skip(1)
+            .find(|d| d.join("CACHEDIR.TAG").is_file())
+        {
             return dir.to_path_buf();
         }
     }
@@ -1190,11 +1631,24 @@ fn target_dir() -> PathBuf {
 /// and the usual empty mount-point dirs.
 fn build_busybox_rootfs(root: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(is_executable(busybox), "/bin/busybox missing (apt install busybox-static)");
+    assert!(
+        is_executable(busybox),
+        "/bin/busybox missing (apt install busybox-static)"
+    );
     for (dir, mode) in [
-        ("bin", 0o755), ("sbin", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755), ("etc", 0o755),
-        ("proc", 0o755), ("sys", 0o755), ("dev", 0o755), ("run", 0o755), ("var", 0o755),
-        ("home", 0o755), ("root", 0o700), ("tmp", 0o1777),
+        ("bin", 0o755),
+        ("sbin", 0o755),
+        ("usr/bin", 0o755),
+        ("usr/sbin", 0o755),
+        ("etc", 0o755),
+        ("proc", 0o755),
+        ("sys", 0o755),
+        ("dev", 0o755),
+        ("run", 0o755),
+        ("var", 0o755),
+        ("home", 0o755),
+        ("root", 0o700),
+        ("tmp", 0o1777),
     ] {
         let path = root.join(dir);
         fs::create_dir_all(&path).unwrap();
@@ -1202,7 +1656,10 @@ fn build_busybox_rootfs(root: &Path) {
     }
     fs::copy(busybox, root.join("bin/busybox")).expect("copying /bin/busybox");
     fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
-    let list = Command::new(busybox).arg("--list-full").output().expect("busybox --list-full");
+    let list = Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .expect("busybox --list-full");
     assert!(list.status.success(), "busybox --list-full failed");
     for applet in String::from_utf8_lossy(&list.stdout).lines().map(str::trim) {
         if applet.is_empty() || applet == "bin/busybox" || applet.contains("..") {
@@ -1213,7 +1670,8 @@ fn build_busybox_rootfs(root: &Path) {
             fs::create_dir_all(parent).unwrap();
         }
         if fs::symlink_metadata(&link).is_err() {
-            symlink("/bin/busybox", &link).unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+            symlink("/bin/busybox", &link)
+                .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
         }
     }
     fs::write(
@@ -1333,7 +1791,13 @@ fn run_with_timeout(mut cmd: Command, input: Option<Vec<u8>>, timeout: Duration)
     };
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
-    Out { cmd: desc, code: status.and_then(|s| s.code()), stdout, stderr, timed_out }
+    Out {
+        cmd: desc,
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+        timed_out,
+    }
 }
 
 /// Calls `f` until it returns Some, for up to `timeout`.
@@ -1352,7 +1816,11 @@ fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
 }
 
 // ---------------------------------------------------------------------------
@@ -1371,17 +1839,29 @@ fn extended_path() -> String {
 }
 
 fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 fn find_exe(name: &str) -> Option<PathBuf> {
-    extended_path().split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(name)).find(|p| is_executable(p))
+    extended_path()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
 }
 
 /// Whether `controller` is mounted as a cgroup v1 hierarchy at the usual place.
 fn cgroup_v1(controller: &str) -> bool {
-    Path::new("/sys/fs/cgroup").join(controller).join("cgroup.procs").exists()
-        && !Path::new("/sys/fs/cgroup").join(controller).join("cgroup.controllers").exists()
+    Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("cgroup.procs")
+        .exists()
+        && !Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("cgroup.controllers")
+            .exists()
 }
 
 fn sh_quote(s: &str) -> String {
@@ -1390,7 +1870,11 @@ fn sh_quote(s: &str) -> String {
 
 fn dir_entries(dir: &Path) -> BTreeSet<String> {
     fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1399,7 +1883,9 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
     let mut found = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == me {
             continue;
         }
@@ -1433,7 +1919,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -1472,7 +1961,10 @@ fn cgroup_procs(roots: &[PathBuf]) -> Vec<u32> {
         let mut tree = Vec::new();
         cgroup_tree(root, &mut tree);
         for cg in tree {
-            for line in fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default().lines() {
+            for line in fs::read_to_string(cg.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+            {
                 if let Ok(pid) = line.trim().parse() {
                     pids.insert(pid);
                 }
@@ -1513,7 +2005,10 @@ fn shorten_ids(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        let run = chars[i..].iter().take_while(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()).count();
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            .count();
         if run == 64 {
             out.extend(&chars[i..i + 12]);
             i += 64;

@@ -160,7 +160,11 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
     let clone_flags = if user_join { 0 } else { ns.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME) };
     let cg_mounts = cg.container_mounts();
     let hooks_state = state_json(&rec, Status::Creating);
-    match namespaces::fork_with(clone_flags)? {
+    // Born in the cgroup2 part (if any); the init moves itself into the v1 hierarchies.
+    let cg2 = cg.cgroup2_dir().and_then(|d| {
+        nix::fcntl::open(d, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+    });
+    match namespaces::fork_into(clone_flags, cg2.as_ref().map(|f| f.as_raw_fd()))? {
         Forked::Child => {
             drop(parent_ch);
             let args = InitArgs {
@@ -169,6 +173,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
                 spec: s,
                 ns: &ns,
                 process: &plan,
+                cgroup: cg.as_ref(),
                 cgroup_mounts: &cg_mounts,
                 console: console.as_ref(),
                 fifo: &fifo,
@@ -184,7 +189,6 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
             drop(child_ch);
             guard.pid = Some(child);
             let mut pid = child;
-            cg.apply(child)?;
             if ns.has_new(libc::CLONE_NEWUSER) && !user_join {
                 let l = linux.expect("validated: user namespace has mappings");
                 namespaces::write_id_maps(child, l.uid_mappings().as_deref().unwrap_or_default(), l.gid_mappings().as_deref().unwrap_or_default())?;

@@ -69,7 +69,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     match namespaces::fork_with(0)? {
         Forked::Child => {
             drop(parent);
-            let code = match enter_and_exec(&fds, &plan, console.as_ref(), o.preserve_fds, &child) {
+            let code = match enter_and_exec(&fds, cg.as_ref(), &plan, console.as_ref(), o.preserve_fds, &child) {
                 Ok(pid) => {
                     let _ = child.send_pid(pid);
                     0
@@ -88,10 +88,6 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(mid), nix::sys::signal::Signal::SIGKILL);
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
             };
-            if let Err(e) = cg.apply(mid) {
-                kill_mid();
-                return Err(e);
-            }
             parent.send(Tag::Go, &[])?;
             let pid = match parent.recv("exec process") {
                 Ok(m) if m.tag == Tag::Pid => m.pid().ok_or_else(|| Error::Init("bad pid message".into()))?,
@@ -146,6 +142,7 @@ fn wait_exec(ch: &Channel, pid: i32) -> Result<()> {
 /// PID namespace only applies to children), and returns that child's pid.
 fn enter_and_exec(
     fds: &[(libc::c_int, std::os::fd::OwnedFd, &str)],
+    cg: &dyn crate::cgroups::CgroupManager,
     plan: &ProcessPlan,
     console: Option<&std::os::fd::OwnedFd>,
     preserve_fds: u32,
@@ -156,7 +153,8 @@ fn enter_and_exec(
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    ch.expect(Tag::Go, "the parent to join the cgroup")?;
+    ch.expect(Tag::Go, "the parent")?;
+    cg.apply_self()?;
     for (flag, fd, name) in fds {
         namespaces::setns(fd, *flag, name)?;
     }

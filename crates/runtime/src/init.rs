@@ -18,6 +18,7 @@ pub struct InitArgs<'a> {
     pub spec: &'a oci_spec::runtime::Spec,
     pub ns: &'a NamespacePlan,
     pub process: &'a ProcessPlan,
+    pub cgroup: &'a dyn crate::cgroups::CgroupManager,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
     pub console: Option<&'a OwnedFd>,
     pub fifo: &'a OwnedFd,
@@ -55,7 +56,10 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    ch.expect(Tag::Go, "the parent to join the cgroup")?;
+    // Joining from inside, while single-threaded, avoids the RCU wait of moving a process
+    // from outside (see cgroups::CgroupManager::apply_self).
+    a.cgroup.apply_self()?;
+    ch.expect(Tag::Go, "the parent to write the id maps")?;
     if a.ns.has_new(libc::CLONE_NEWUSER) {
         // The id maps are written: become root of the new user namespace.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).step(|| "setgid 0 in user namespace")?;

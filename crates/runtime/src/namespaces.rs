@@ -1,7 +1,7 @@
 //! Creating processes in new namespaces (clone3 with fork semantics), joining namespaces by path,
 //! and writing user-namespace id maps (directly as root, through newuidmap/newgidmap otherwise).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Command;
 
@@ -31,12 +31,31 @@ pub enum Forked {
     Parent(i32),
 }
 
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// fork(2) with namespace flags. The caller must be single-threaded (berth-runc is): the child
 /// continues on a copy of the parent's stack, like fork.
 pub fn fork_with(flags: libc::c_int) -> Result<Forked> {
-    let args = CloneArgs { flags: flags as u64, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    fork_into(flags, None)
+}
+
+/// fork_with, born directly in the cgroup2 directory `cgroup` when given (CLONE_INTO_CGROUP):
+/// moving a process in afterwards costs an RCU grace period (~10 ms); being born there is free.
+/// Where the kernel refuses, the child is born in the caller's cgroup and must move itself.
+pub fn fork_into(flags: libc::c_int, cgroup: Option<RawFd>) -> Result<Forked> {
+    let mut args = CloneArgs { flags: flags as u64, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
     // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let mut r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if r < 0 && cgroup.is_some() && matches!(Errno::last(), Errno::EINVAL | Errno::EOPNOTSUPP | Errno::EBUSY | Errno::EACCES) {
+        args.flags &= !CLONE_INTO_CGROUP;
+        args.cgroup = 0;
+        // SAFETY: as above.
+        r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    }
     let r = if r < 0 && Errno::last() == Errno::ENOSYS {
         // SAFETY: the legacy clone with a null stack also behaves as fork.
         unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) }

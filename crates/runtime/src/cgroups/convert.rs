@@ -331,3 +331,8 @@ mod tests {
         assert!(dev_rule(&rule(true, None, Some(1 << 40), None, None)).is_err());
     }
 }
+
+/// A blkio weight of 0 means "not set" (Docker sends `"weight": 0` for every container).
+pub(super) fn nz(w: Option<u16>) -> Option<u16> {
+    w.filter(|w| *w != 0)
+}

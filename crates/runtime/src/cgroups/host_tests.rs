@@ -1,7 +1,7 @@
 //! Tests against the real kernel: need root. They use single-level cgroups named
 //! `/berth-test-<what>-<pid>`, and a guard that kills the test's children, removes the cgroups
-//! and restores the cgroup2 root's `cgroup.subtree_control`, even when the test fails. They
-//! run one at a time (they share that root file).
+//! and restores the cgroup2 root's `cgroup.subtree_control` (when no other cgroup is there),
+//! even when the test fails. They run one at a time (they share that root file).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -60,6 +60,17 @@ impl Drop for Guard {
             eprintln!("cleanup: {e}");
         }
         if let Some((u, before)) = &self.unified_root {
+            // Only when no other cgroup exists there: another process (a container, a
+            // colleague's test) may rely on what got enabled meanwhile.
+            let others = std::fs::read_dir(u)
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                })
+                .unwrap_or(true);
+            if others {
+                return;
+            }
             let sub = u.join("cgroup.subtree_control");
             let now = fs::read(&sub).unwrap_or_default();
             for c in fs::words(&now).filter(|c| !fs::words(before).any(|b| b == *c)) {
@@ -83,11 +94,22 @@ enum Child {
 
 /// Forks a child that waits for `go`. Only async-signal-safe calls in the child.
 fn spawn(kind: Child) -> (i32, i32) {
+    spawn_joining(kind, None)
+}
+
+/// Same, the child first moving itself into `join` with `apply_self` (exit 5 on failure).
+/// That allocates in the forked child, which glibc's fork makes safe.
+fn spawn_joining(kind: Child, join: Option<&dyn CgroupManager>) -> (i32, i32) {
     let mut fds = [0; 2];
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
+        if let Some(cg) = join {
+            if cg.apply_self().is_err() {
+                unsafe { libc::_exit(5) };
+            }
+        }
         unsafe {
             libc::close(fds[1]);
             let mut b = 0u8;
@@ -426,4 +448,56 @@ fn host_kernel_accepts_generated_programs() {
         devices_bpf::load(&prog).unwrap_or_else(|e| panic!("{json}: {e}"));
     }
     assert_eq!(ACC_MKNOD | ACC_READ | ACC_WRITE, 7);
+}
+
+#[test]
+fn host_apply_self_joins_every_hierarchy() {
+    let _l = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let layout = detect().unwrap();
+    let path = format!("/berth-test-self-{}", std::process::id());
+    let mut g = Guard::new(&layout, &path);
+    g.cg.create().unwrap();
+    let (child, go_fd) = spawn_joining(Child::Sleep, Some(g.cg.as_ref()));
+    g.children.push(child);
+    let mut dirs: Vec<PathBuf> = layout
+        .hierarchies()
+        .iter()
+        .map(|h| fs::join(&h.mountpoint, &path))
+        .collect();
+    dirs.extend(layout.unified_mountpoint().map(|u| fs::join(u, &path)));
+    let pid = child.to_string();
+    let joined = fs::wait_until(Duration::from_secs(5), || {
+        Ok(dirs.iter().all(|d| {
+            fs::read(&d.join("cgroup.procs"))
+                .unwrap()
+                .lines()
+                .any(|l| l == pid)
+        }))
+    })
+    .unwrap();
+    if !joined {
+        let mut st = 0;
+        let r = unsafe { libc::waitpid(child, &mut st, libc::WNOHANG) };
+        panic!("child not in every cgroup (waitpid {r}, status {st:#x}): {dirs:?}");
+    }
+    assert_eq!(g.cg.pids().unwrap(), [child]);
+    go(go_fd);
+    g.cg.kill_all(libc::SIGKILL).unwrap();
+    let st = wait(child);
+    g.children.clear();
+    assert!(libc::WIFSIGNALED(st), "{st:#x}");
+    g.cg.destroy().unwrap();
+}
+
+#[test]
+fn self_in_unified_reads_proc_self_cgroup() {
+    let text = fs::read(Path::new("/proc/self/cgroup")).unwrap();
+    if let Some(own) = text.lines().find_map(|l| l.strip_prefix("0::")) {
+        assert!(super::self_in_unified(own));
+    }
+    assert!(!super::self_in_unified("/berth-surely-not-here"));
 }

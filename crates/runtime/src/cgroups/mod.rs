@@ -15,18 +15,28 @@
 //! let path = cgroups::resolve_path(Some("/berth/abc"), "abc", false)?;
 //! let cg = cgroups::manager(&layout, &path)?;
 //! cg.create()?;
-//! cg.apply(1234)?;
 //! # let resources = oci_spec::runtime::LinuxResources::default();
 //! cg.set(&resources)?;
+//! // in the forked init, before it leaves the host's namespaces (or cg.apply(pid) from the
+//! // parent, which is slower: see apply_self):
+//! cg.apply_self()?;
 //! // ... later, on delete:
+//! cg.kill_all(libc::SIGKILL)?;
 //! cg.destroy()?;
 //! # Ok(()) }
 //! ```
 //!
 //! Cost: `detect` reads `/proc/self/mountinfo` once; `create`, `apply` and `destroy` do one
-//! `mkdir`/write/`rmdir` per hierarchy (plus a couple of reads on v2 to check that the needed
-//! controllers are enabled, and on v1 cpuset to fill `cpuset.cpus`/`cpuset.mems`); `set` writes
-//! only the knobs the spec sets and reads only what validation needs.
+//! `mkdir`/write/`rmdir` per hierarchy (plus two reads on cgroup2 to check that the
+//! controllers are enabled, and on v1 cpuset two reads to check `cpuset.cpus`/`cpuset.mems`);
+//! `set` writes only the knobs the spec sets and reads only what validation needs. Measured
+//! on the hybrid development VM (10 hierarchies), release build: detect+resolve+manager
+//! ~0.1 ms, create ~0.4 ms, set (memory, pids, shares, 12 device rules) ~0.15 ms, destroy
+//! ~0.3 ms; joining is dominated by the kernel (see [`CgroupManager::apply_self`]).
+//!
+//! Not supported: systemd D-Bus (scopes/slices are plain cgroupfs directories), rootless
+//! delegation/ownership changes, and the v1 `kernel`/`kernelTCP` memory limits (ignored, as
+//! runc does; deprecated since Linux 5.4).
 
 mod convert;
 mod detect;
@@ -59,7 +69,27 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     fn create(&self) -> Result<()>;
 
     /// Moves `pid` (a whole process) into the cgroup, in every hierarchy.
+    ///
+    /// Cost: moving another process takes the kernel's global threadgroup lock for writing,
+    /// which waits for an RCU grace period whenever that lock was idle (6-15 ms measured on
+    /// the development VM). Prefer [`CgroupManager::apply_self`] from the child.
     fn apply(&self, pid: i32) -> Result<()>;
+
+    /// Moves the calling process into the cgroup, in every hierarchy. The caller must have a
+    /// single thread (a freshly forked child), and still see the host's cgroup filesystems.
+    ///
+    /// v1 hierarchies: writes `0` to `tasks`, which moves the calling thread without the
+    /// global lock (about 0.2 ms for 9 hierarchies instead of a grace period). cgroup2 (pure
+    /// v2, or the unified mount of a hybrid host): writes `0` to `cgroup.procs`, which does
+    /// take that lock, unless `/proc/self/cgroup` shows the process already there, as after
+    /// `clone3(CLONE_INTO_CGROUP)` into [`CgroupManager::cgroup2_dir`], the cheap way for
+    /// cgroup2. Measured on the development VM (hybrid), averaged over spaced runs: parent
+    /// `apply(pid)` ~10 ms; child `apply_self` ~9 ms; `CLONE_INTO_CGROUP` + `apply_self` ~1 ms.
+    fn apply_self(&self) -> Result<()>;
+
+    /// The container's cgroup2 directory (pure v2, or the unified mount of a hybrid host),
+    /// e.g. to open for `clone3(CLONE_INTO_CGROUP)`; `None` on pure v1.
+    fn cgroup2_dir(&self) -> Option<&std::path::Path>;
 
     /// Applies `resources` (create time and `update`). Validates everything first (values, and
     /// that this host supports each knob that is set); nothing is written if that fails. Then
@@ -77,7 +107,7 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     /// Sends `sig` to every process in the cgroup (and descendants). SIGKILL uses `cgroup.kill`
     /// where the kernel has it; otherwise the cgroup is frozen while it is signalled, so that
     /// nothing forks past the signal, and thawed again (left frozen for a non-KILL signal when
-    /// it was frozen before).
+    /// it was frozen before). A cgroup that does not exist has no process: `Ok`.
     fn kill_all(&self, sig: i32) -> Result<()>;
 
     /// Removes the cgroup (and any sub-cgroups the container made) everywhere, retrying
@@ -143,4 +173,11 @@ fn signal_all(m: &(impl CgroupManager + ?Sized), sig: i32, can_freeze: bool) -> 
         return thawed;
     }
     result
+}
+
+/// Whether `/proc/self/cgroup` shows the calling process in cgroup2 cgroup `path`.
+fn self_in_unified(path: &str) -> bool {
+    fs::read(std::path::Path::new("/proc/self/cgroup"))
+        .map(|t| t.lines().any(|l| l.strip_prefix("0::") == Some(path)))
+        .unwrap_or(false)
 }

@@ -23,10 +23,31 @@ pub(super) fn write(dir: &Path, file: &str, value: impl Into<String>) -> Op {
 }
 
 pub(super) fn run(ops: &[Op]) -> Result<()> {
+    // Consecutive writes to one file (device rules: often 20+) share one open: cgroupfs takes
+    // each write(2) as one command, and open+close cost more than the write itself.
+    let mut open: Option<(&Path, std::fs::File)> = None;
     for op in ops {
         match op {
-            Op::Write(path, value) => fs::write(path, value)?,
-            Op::DeviceFilter(dir, rules) => devices_bpf::apply(dir, rules)?,
+            Op::Write(path, value) => {
+                if open.as_ref().is_none_or(|(p, _)| *p != path.as_path()) {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(path)
+                        .map_err(|e| Error::io(format!("write {value:?} to"), path, e))?;
+                    open = Some((path.as_path(), f));
+                }
+                let (_, f) = open.as_mut().expect("opened above");
+                match std::io::Write::write(f, value.as_bytes()) {
+                    Ok(n) if n == value.len() => {}
+                    Ok(_) => return Err(Error::io(format!("write {value:?} to"), path, std::io::ErrorKind::WriteZero.into())),
+                    Err(e) => return Err(Error::io(format!("write {value:?} to"), path, e)),
+                }
+            }
+            Op::DeviceFilter(dir, rules) => {
+                open = None;
+                devices_bpf::apply(dir, rules)?
+            }
         }
     }
     Ok(())

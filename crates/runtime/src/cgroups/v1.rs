@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxNetwork, LinuxResources};
 
-use super::convert::{check_cpu_list, dev_rule, mem_value, pids_max};
+use super::convert::{check_cpu_list, dev_rule, mem_value, nz, pids_max};
 use super::detect::Hierarchy;
 use super::plan::{self, need_file, write, Controllers, Op};
 use super::v2::{check_usage, check_weight, FREEZE_TIMEOUT};
@@ -183,11 +183,13 @@ impl V1Manager {
         // memory.limit_in_bytes <= memory.memsw.limit_in_bytes must hold after each write
         match (limit_v, swap) {
             (Some(lv), Some(s)) => {
-                let cur = fs::read(&d.join("memory.limit_in_bytes"))?;
-                let cur: i64 = cur.trim().parse().unwrap_or(i64::MAX);
                 let sw = write(d, "memory.memsw.limit_in_bytes", s.to_string());
                 let li = write(d, "memory.limit_in_bytes", lv);
-                if s == -1 || cur < s {
+                let swap_first = s == -1 || {
+                    let cur = fs::read(&d.join("memory.limit_in_bytes"))?;
+                    cur.trim().parse::<i64>().unwrap_or(i64::MAX) < s
+                };
+                if swap_first {
                     ops.extend([sw, li]);
                 } else {
                     ops.extend([li, sw]);
@@ -337,8 +339,8 @@ impl V1Manager {
                 throttles.push((file, l));
             }
         }
-        if b.weight().is_none()
-            && b.leaf_weight().is_none()
+        if nz(b.weight()).is_none()
+            && nz(b.leaf_weight()).is_none()
             && weight_devs.is_empty()
             && throttles.is_empty()
         {
@@ -346,7 +348,7 @@ impl V1Manager {
         }
         let d = self.need("blkio", "blockIO settings")?;
         let weights_wanted =
-            b.weight().is_some() || weight_devs.iter().any(|w| w.weight().is_some());
+            nz(b.weight()).is_some() || weight_devs.iter().any(|w| w.weight().is_some());
         let prefix = if !weights_wanted || fs::exists(&d.join("blkio.weight")) {
             "blkio."
         } else if fs::exists(&d.join("blkio.bfq.weight")) {
@@ -358,11 +360,11 @@ impl V1Manager {
                 d.display()
             )));
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = nz(b.weight()) {
             check_weight(w)?;
             ops.push(write(d, &format!("{prefix}weight"), w.to_string()));
         }
-        if let Some(w) = b.leaf_weight() {
+        if let Some(w) = nz(b.leaf_weight()) {
             check_weight(w)?;
             ops.push(Op::Write(
                 need_file(d, "blkio.leaf_weight", "blockIO.leafWeight")?,
@@ -498,6 +500,21 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn apply_self(&self) -> Result<()> {
+        for (_, d) in &self.dirs {
+            let p = d.join("tasks");
+            fs::write_io(&p, "0").map_err(|e| Error::io("move this thread into", p, e))?;
+        }
+        if let Some((_, d, path)) = &self.unified {
+            v2::join_self(d, path)?;
+        }
+        Ok(())
+    }
+
+    fn cgroup2_dir(&self) -> Option<&Path> {
+        self.unified_dir()
+    }
+
     fn set(&self, r: &LinuxResources) -> Result<()> {
         plan::run(&self.plan(r)?)
     }
@@ -533,6 +550,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn kill_all(&self, sig: i32) -> Result<()> {
+        if !fs::exists(self.procs_dir()?) {
+            return Ok(()); // no cgroup, no process in it
+        }
         if sig == libc::SIGKILL {
             if let Some(u) = self.unified_dir() {
                 // v1-frozen tasks cannot die: thaw after the kill (a no-op if not frozen)

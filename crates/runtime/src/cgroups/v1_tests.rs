@@ -373,6 +373,11 @@ fn hybrid_uses_the_unified_mount_for_what_v1_lacks() {
         "hugetlb\n",
     )
     .unwrap();
+    assert_eq!(
+        m.cgroup2_dir(),
+        Some(f.root.join("unified/berth/c1").as_path())
+    );
+    assert_eq!(fake(false).mgr().cgroup2_dir(), None);
     m.apply(99).unwrap();
     assert_eq!(f.read("unified/berth/c1/cgroup.procs"), "99");
     set(&f, r#"{"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}], "unified": {"memory.pressure": "x"}}"#).unwrap();
@@ -439,5 +444,6 @@ fn destroy_reports_every_failure() {
     fs::create_dir_all(tmp.path().join("pids/x/sub")).unwrap();
     let m = V1Manager::new(&[h("pids"), h("memory")], None, "/x");
     m.destroy().unwrap();
+    m.kill_all(libc::SIGTERM).unwrap();
     assert!(!Path::new(&tmp.path().join("pids/x")).exists());
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::convert::{
+    nz,
     blkio_weight_to_io_weight, check_cpu_list, dev_rule, mem_value, pids_max, shares_to_weight,
     v2_swap_max,
 };
@@ -212,7 +213,7 @@ fn plan_cpu(d: &Path, c: &LinuxCpu, ctl: &mut Controllers, ops: &mut Vec<Op>) ->
 }
 
 fn plan_io(d: &Path, b: &LinuxBlockIo, ctl: &mut Controllers, ops: &mut Vec<Op>) -> Result<()> {
-    if b.leaf_weight().is_some()
+    if nz(b.leaf_weight()).is_some()
         || b.weight_device()
             .iter()
             .flatten()
@@ -221,7 +222,7 @@ fn plan_io(d: &Path, b: &LinuxBlockIo, ctl: &mut Controllers, ops: &mut Vec<Op>)
         return Err(cg_err("blockIO leafWeight is not supported on cgroup v2"));
     }
     let has_weights =
-        b.weight().is_some() || b.weight_device().as_ref().is_some_and(|v| !v.is_empty());
+        nz(b.weight()).is_some() || b.weight_device().as_ref().is_some_and(|v| !v.is_empty());
     if has_weights {
         ctl.require("io", "blockIO.weight")?;
         // BFQ takes the v1 range (1..1000) directly; otherwise io.weight (1..10000).
@@ -236,7 +237,7 @@ fn plan_io(d: &Path, b: &LinuxBlockIo, ctl: &mut Controllers, ops: &mut Vec<Op>)
             )?;
             ("io.weight", blkio_weight_to_io_weight)
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = nz(b.weight()) {
             check_weight(w)?;
             ops.push(write(d, file, conv(w).to_string()));
         }
@@ -361,6 +362,15 @@ pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
     Ok(fs::read(&dir.join("cgroup.freeze"))?.trim() == "1")
 }
 
+/// Moves the calling process into cgroup2 directory `dir` (cgroup `path`) unless it is there.
+pub(super) fn join_self(dir: &Path, path: &str) -> Result<()> {
+    if super::self_in_unified(path) {
+        return Ok(());
+    }
+    let p = dir.join("cgroup.procs");
+    fs::write_io(&p, "0").map_err(|e| Error::io("move this process into", p, e))
+}
+
 /// Writes `cgroup.kill`; `Ok(false)` when the kernel has none (before 5.14).
 pub(super) fn cgroup_kill(dir: &Path) -> Result<bool> {
     let p = dir.join("cgroup.kill");
@@ -381,6 +391,14 @@ impl CgroupManager for V2Manager {
         let p = self.dir.join("cgroup.procs");
         fs::write_io(&p, &pid.to_string())
             .map_err(|e| Error::io(format!("move pid {pid} into"), p, e))
+    }
+
+    fn apply_self(&self) -> Result<()> {
+        join_self(&self.dir, &self.path)
+    }
+
+    fn cgroup2_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
     }
 
     fn set(&self, r: &LinuxResources) -> Result<()> {
@@ -406,6 +424,9 @@ impl CgroupManager for V2Manager {
     }
 
     fn kill_all(&self, sig: i32) -> Result<()> {
+        if !fs::exists(&self.dir) {
+            return Ok(()); // no cgroup, no process in it
+        }
         if sig == libc::SIGKILL && cgroup_kill(&self.dir)? {
             return Ok(());
         }

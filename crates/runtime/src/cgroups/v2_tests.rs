@@ -358,6 +358,13 @@ fn manager_and_mounts() {
             subdir: String::new(),
         }]
     );
+    assert_eq!(m.cgroup2_dir(), Some(f.leaf.as_path()));
     m.apply(4242).unwrap();
     assert_eq!(f.read("cgroup.procs"), "4242");
+    // nothing to signal in a cgroup that is gone; listing it is an error
+    let gone = manager(&layout, "/berth/gone").unwrap();
+    gone.kill_all(libc::SIGKILL).unwrap();
+    gone.kill_all(libc::SIGTERM).unwrap();
+    assert!(gone.pids().is_err());
+    gone.destroy().unwrap();
 }
