@@ -237,6 +237,16 @@ fn cli_root(cli: &Cli) -> PathBuf {
 fn main() {
     let cli = Cli::parse();
     let logger = log::Logger::new(cli.log.clone(), &cli.log_format);
+    // Commands that put a process of ours into a container first move off the on-disk binary
+    // (see berth_runtime::selfexe). The env switch exists for benchmarking the cost only.
+    if matches!(cli.cmd, Cmd::Create(_) | Cmd::Run { .. } | Cmd::Exec(_))
+        && std::env::var_os("BERTH_RUNC_UNSAFE_NO_EXE_PROTECTION").is_none()
+    {
+        if let Err(e) = berth_runtime::selfexe::reexec_protected() {
+            logger.error(&e.to_string());
+            std::process::exit(1);
+        }
+    }
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {

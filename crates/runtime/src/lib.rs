@@ -24,6 +24,7 @@ pub mod process;
 pub mod rlimits;
 pub mod rootfs;
 pub mod seccomp;
+pub mod selfexe;
 pub mod spec;
 pub mod state;
 pub mod sync;
