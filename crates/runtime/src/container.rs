@@ -107,7 +107,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
     }
     let linux = s.linux().as_ref();
     let process = s.process().as_ref().ok_or_else(|| Error::invalid("process is required"))?;
-    let plan = ProcessPlan::new(process, linux.and_then(|l| l.seccomp().as_ref()), &mut warn)?;
+    let mut plan = ProcessPlan::new(process, linux.and_then(|l| l.seccomp().as_ref()), &mut warn)?;
     if plan.terminal && o.console_socket.is_none() && o.console_fd.is_none() {
         return Err(Error::invalid("process.terminal is set: a --console-socket is required"));
     }
@@ -160,6 +160,7 @@ pub fn create(o: &CreateOpts) -> Result<i32> {
     let clone_flags = if user_join { 0 } else { ns.new & !(libc::CLONE_NEWCGROUP | libc::CLONE_NEWTIME) };
     let cg_mounts = cg.container_mounts();
     let hooks_state = state_json(&rec, Status::Creating);
+    plan.listener_state = serde_json::to_value(oci_state(&rec, Status::Creating)).unwrap_or_default();
     // Born in the cgroup2 part (if any); the init moves itself into the v1 hierarchies.
     let cg2 = cg.cgroup2_dir().and_then(|d| {
         nix::fcntl::open(d, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
@@ -277,11 +278,30 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         })?;
     nix::unistd::write(&f, b"0").step(|| "signal start on exec fifo")?;
     std::fs::remove_file(&fifo).map_err(|e| Error::io("remove", &fifo, e))?;
+    // poststart hooks come after the user's program is executed (and so after startContainer).
+    wait_fifo_closed(&f, &rec);
     if let Err(e) = hooks::run(rec.spec.hooks().as_ref(), Kind::Poststart, &state_json(&rec, Status::Running)) {
         // The spec makes poststart failures warnings: the container is running.
         warn(e.to_string());
     }
     Ok(())
+}
+
+/// Waits until the init no longer holds the exec fifo: it closed it by exec'ing the user's
+/// program (close-on-exec) or by exiting. A FIFO's write end polls POLLERR once no reader is
+/// left. Gives up if the init dies or is frozen (a paused container cannot get there).
+fn wait_fifo_closed(f: &OwnedFd, rec: &Record) {
+    loop {
+        let mut p = libc::pollfd { fd: f.as_raw_fd(), events: 0, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, 100) };
+        if r > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return;
+        }
+        if !state::init_alive(rec.pid, rec.pid_start) || cgroup_manager(&rec.cgroup_path).and_then(|c| c.is_frozen()).unwrap_or(false) {
+            return;
+        }
+    }
 }
 
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {

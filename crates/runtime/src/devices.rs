@@ -142,9 +142,11 @@ pub fn create_spec_devices(root: &OwnedFd, devices: &[LinuxDevice], userns: bool
     r
 }
 
-/// The device cgroup rules a container gets: the spec's own, then (as runc does) access to the
-/// default devices, mknod of any node, the ptys, and every device the spec creates. Without the
-/// defaults a spec that only says "deny all" could not even create /dev/null.
+/// The device cgroup rules a container gets: access to the default devices, mknod of any node,
+/// the ptys, and every device the spec creates, then the spec's own rules. Without the defaults
+/// a spec that only says "deny all" could not even create /dev/null. The defaults go after the
+/// spec's last "deny all" (which would wipe them) but before its other rules, so that a spec
+/// rule denying a default device (say /dev/zero) is obeyed; runc appends them last instead.
 pub fn cgroup_rules(spec_rules: &[LinuxDeviceCgroup], spec_devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
     let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroup::default();
@@ -155,7 +157,11 @@ pub fn cgroup_rules(spec_rules: &[LinuxDeviceCgroup], spec_devices: &[LinuxDevic
         r.set_access(Some(access.to_string()));
         r
     };
-    let mut out = spec_rules.to_vec();
+    let deny_all = |r: &LinuxDeviceCgroup| {
+        !r.allow() && matches!(r.typ(), None | Some(LinuxDeviceType::A)) && r.major().is_none() && r.minor().is_none()
+    };
+    let split = spec_rules.iter().rposition(deny_all).map_or(0, |i| i + 1);
+    let mut out = spec_rules[..split].to_vec();
     out.push(rule(true, LinuxDeviceType::C, None, None, "m"));
     out.push(rule(true, LinuxDeviceType::B, None, None, "m"));
     for (_, major, minor) in DEFAULT_DEVICES {
@@ -168,6 +174,7 @@ pub fn cgroup_rules(spec_rules: &[LinuxDeviceCgroup], spec_devices: &[LinuxDevic
         let typ = if d.typ() == LinuxDeviceType::U { LinuxDeviceType::C } else { d.typ() };
         out.push(rule(true, typ, Some(d.major()), Some(d.minor()), "rwm"));
     }
+    out.extend_from_slice(&spec_rules[split..]);
     out
 }
 
@@ -184,5 +191,18 @@ mod tests {
         assert!(rules.iter().any(|r| r.allow() && r.major() == Some(1) && r.minor() == Some(3)));
         let last = rules.last().unwrap();
         assert_eq!((last.major(), last.minor()), (Some(10), Some(229)));
+    }
+
+    #[test]
+    fn spec_rules_after_deny_all_override_the_defaults() {
+        let spec: Vec<LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":5,"access":"r"}]"#,
+        )
+        .unwrap();
+        let rules = cgroup_rules(&spec, &[]);
+        assert!(!rules[0].allow());
+        let last = rules.last().unwrap();
+        assert!(!last.allow() && (last.major(), last.minor()) == (Some(1), Some(5)));
+        assert!(rules.iter().any(|r| r.allow() && r.major() == Some(1) && r.minor() == Some(5)));
     }
 }

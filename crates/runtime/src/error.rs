@@ -31,8 +31,10 @@ pub enum Error {
     #[error("{step}: {errno}")]
     Sys { step: String, errno: nix::errno::Errno },
 
-    #[error("{step} {path}: {source}")]
-    Io { step: String, path: PathBuf, source: std::io::Error },
+    // `err` is not marked as the error's source: the message already includes it, and a
+    // source would make `{:#}` chains print it twice.
+    #[error("{step} {path}: {err}")]
+    Io { step: String, path: PathBuf, err: std::io::Error },
 
     #[error("cgroup: {0}")]
     Cgroup(String),
@@ -58,7 +60,7 @@ impl Error {
     }
 
     pub fn io(step: impl Into<String>, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { step: step.into(), path: path.into(), source }
+        Error::Io { step: step.into(), path: path.into(), err: source }
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {

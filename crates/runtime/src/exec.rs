@@ -89,20 +89,25 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
             };
             parent.send(Tag::Go, &[])?;
-            let pid = match parent.recv("exec process") {
-                Ok(m) if m.tag == Tag::Pid => m.pid().ok_or_else(|| Error::Init("bad pid message".into()))?,
-                Ok(m) if m.tag == Tag::Error => {
-                    kill_mid();
-                    return Err(Error::Init(m.text()));
-                }
-                Ok(m) => return Err(Error::Init(format!("unexpected {:?} from exec", m.tag))),
-                Err(e) => {
-                    kill_mid();
-                    return Err(e);
+            // Both share the channel: the process may report Ready before its parent the pid.
+            let mut ready = false;
+            let pid = loop {
+                match parent.recv("exec process") {
+                    Ok(m) if m.tag == Tag::Pid => break m.pid().ok_or_else(|| Error::Init("bad pid message".into()))?,
+                    Ok(m) if m.tag == Tag::Ready && !ready => ready = true,
+                    Ok(m) if m.tag == Tag::Error => {
+                        kill_mid();
+                        return Err(Error::Init(m.text()));
+                    }
+                    Ok(m) => return Err(Error::Init(format!("unexpected {:?} from exec", m.tag))),
+                    Err(e) => {
+                        kill_mid();
+                        return Err(e);
+                    }
                 }
             };
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(mid), None);
-            wait_exec(&parent, pid)?;
+            wait_exec(&parent, pid, ready)?;
             if let Some(pf) = &o.pid_file {
                 crate::container::write_pid_file(pf, pid)?;
             }
@@ -111,20 +116,21 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     }
 }
 
-/// The grandchild reports Ready then execs; the channel closing (close-on-exec) without an
-/// Error means the exec happened.
-fn wait_exec(ch: &Channel, pid: i32) -> Result<()> {
+/// The grandchild reports Ready (unless `ready` says it already did) then execs; the channel
+/// closing (close-on-exec) without an Error means the exec happened.
+fn wait_exec(ch: &Channel, pid: i32, ready: bool) -> Result<()> {
     let reap = || {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     };
-    match ch.recv("exec process setup") {
-        Ok(m) if m.tag == Tag::Ready => {}
-        Ok(m) if m.tag == Tag::Error => {
+    match if ready { None } else { Some(ch.recv("exec process setup")) } {
+        None => {}
+        Some(Ok(m)) if m.tag == Tag::Ready => {}
+        Some(Ok(m)) if m.tag == Tag::Error => {
             reap();
             return Err(Error::Init(m.text()));
         }
-        Ok(m) => return Err(Error::Init(format!("unexpected {:?} from exec", m.tag))),
-        Err(e) => {
+        Some(Ok(m)) => return Err(Error::Init(format!("unexpected {:?} from exec", m.tag))),
+        Some(Err(e)) => {
             reap();
             return Err(e);
         }

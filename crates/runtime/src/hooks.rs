@@ -55,6 +55,19 @@ pub fn run(hooks: Option<&Hooks>, kind: Kind, state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `state_json` with `pid` and `status` replaced: the init runs createContainer ("creating") and
+/// startContainer ("created") hooks with its own pid, which the parent did not know yet.
+pub fn state_with(state_json: &[u8], pid: i32, status: &str) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(state_json) {
+        Ok(mut v) => {
+            v["pid"] = pid.into();
+            v["status"] = status.into();
+            serde_json::to_vec(&v).unwrap_or_else(|_| state_json.to_vec())
+        }
+        Err(_) => state_json.to_vec(),
+    }
+}
+
 pub fn run_one(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<()> {
     let path = h.path().to_string_lossy().into_owned();
     let err = |reason: String| Error::Hook { kind: kind.name().into(), path: path.clone(), reason };
@@ -70,6 +83,8 @@ pub fn run_one(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // Its own process group, so that a timeout kills what the hook started too.
+    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| err(format!("start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error (EPIPE).
@@ -81,6 +96,8 @@ pub fn run_one(h: &Hook, kind: Kind, state_json: &[u8]) -> Result<()> {
             Some(s) => break s,
             None => {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
+                    // SAFETY: kill takes integers; the group is the hook's (process_group(0)).
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(err(format!("timed out after {}s", h.timeout().unwrap_or(0))));

@@ -96,11 +96,18 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         devices: &devices,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
     };
+    if let Some(pid) = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()) {
+        crate::process::HOST_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+    }
     rootfs::prepare(&ctx)?;
     ch.send(Tag::RunHooks, &[])?;
     ch.expect(Tag::HooksDone, "prestart and createRuntime hooks")?;
-    hooks::run(a.spec.hooks().as_ref(), Kind::CreateContainer, a.state_json)?;
+    // The hooks' state carries the init's pid as the host sees it (until pivot_root, /proc is
+    // still the host's).
+    let host_pid = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()).unwrap_or_else(|| nix::unistd::getpid().as_raw());
+    hooks::run(a.spec.hooks().as_ref(), Kind::CreateContainer, &hooks::state_with(a.state_json, host_pid, "creating"))?;
     rootfs::pivot(a.rootfs, a.no_pivot)?;
+    rootfs::set_root_propagation(ctx.propagation)?;
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         for (k, v) in sysctl {
             let p = format!("/proc/sys/{}", k.replace('.', "/"));
@@ -142,7 +149,7 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     ch.send(Tag::Ready, &[])?;
     wait_for_start(a.fifo)?;
-    hooks::run(a.spec.hooks().as_ref(), Kind::StartContainer, a.state_json)?;
+    hooks::run(a.spec.hooks().as_ref(), Kind::StartContainer, &hooks::state_with(a.state_json, host_pid, "created"))?;
     let err = a.process.exec(&exe, a.preserve_fds);
     eprintln!("berth-runc init: {err}");
     // SAFETY: see main.

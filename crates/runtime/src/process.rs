@@ -30,7 +30,15 @@ pub struct ProcessPlan {
     pub labels: Labels,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    /// Where a SCMP_ACT_NOTIFY listener goes: a socket connected (by the parent, on the host) to
+    /// seccomp.listenerPath, and the listenerMetadata to send with it.
+    pub listener: Option<(std::os::fd::OwnedFd, String)>,
+    /// The OCI state sent along with the listener fd (filled in by the caller).
+    pub listener_state: serde_json::Value,
 }
+
+/// The process's pid as the host sees it, recorded before pivot_root (inside, it is 1).
+pub static HOST_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
     v.iter()
@@ -67,7 +75,19 @@ impl ProcessPlan {
             }
             None => vec![],
         };
-        let seccomp = seccomp.map(crate::seccomp::compile).transpose()?;
+        let compiled = seccomp.map(crate::seccomp::compile).transpose()?;
+        let listener = match (seccomp, &compiled) {
+            (Some(s), Some(f)) if f.needs_listener() => {
+                let path = s.listener_path().as_ref().ok_or_else(|| {
+                    Error::Seccomp("SCMP_ACT_NOTIFY needs listenerPath (where to send the listener)".into())
+                })?;
+                let sock = std::os::unix::net::UnixStream::connect(path)
+                    .map_err(|e| Error::io("connect to seccomp listenerPath", path, e))?;
+                Some((sock.into(), s.listener_metadata().clone().unwrap_or_default()))
+            }
+            _ => None,
+        };
+        let seccomp = compiled;
         Ok(ProcessPlan {
             args: cstrings(&args, "argument")?,
             env: cstrings(&env, "environment entry")?,
@@ -85,6 +105,8 @@ impl ProcessPlan {
             labels: crate::lsm::plan(p.apparmor_profile().as_deref(), p.selinux_label().as_deref(), warn),
             terminal: p.terminal().unwrap_or(false),
             console_size: p.console_size().map(|b| (b.height() as u16, b.width() as u16)),
+            listener,
+            listener_state: serde_json::Value::Null,
         })
     }
 
@@ -162,9 +184,25 @@ impl ProcessPlan {
     }
 
     fn load_seccomp(&self) -> Result<()> {
-        if let Some(f) = &self.seccomp {
-            f.load()?;
+        let Some(f) = &self.seccomp else { return Ok(()) };
+        let Some(fd) = f.load()? else { return Ok(()) };
+        let Some((sock, metadata)) = &self.listener else {
+            return Err(Error::Seccomp("a notify listener was created but there is nowhere to send it".into()));
+        };
+        // The runtime-spec's ContainerProcessState, with the listener as its one fd.
+        let pid = HOST_PID.load(std::sync::atomic::Ordering::Relaxed);
+        let mut state = self.listener_state.clone();
+        if let Some(o) = state.as_object_mut() {
+            o.insert("pid".into(), pid.into());
         }
+        let msg = serde_json::json!({
+            "ociVersion": "1.2.0", "fds": ["seccompFd"], "pid": pid, "metadata": metadata, "state": state
+        });
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let body = msg.to_string();
+        let fds = [std::os::fd::AsRawFd::as_raw_fd(&fd)];
+        sendmsg::<()>(std::os::fd::AsRawFd::as_raw_fd(sock), &[std::io::IoSlice::new(body.as_bytes())], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+            .step(|| "send the seccomp listener to listenerPath")?;
         Ok(())
     }
 
@@ -190,11 +228,18 @@ impl ProcessPlan {
 
 /// The runtime ignores SIGPIPE (Rust's default) and its caller may block signals; an ignored
 /// or blocked signal would survive execve, so the container starts from the defaults.
+///
+/// Raw rt_sigaction: glibc's signal()/sigaction() refuse signals 32 and 33 (reserved for its
+/// threads), yet a caller can hand them over ignored (glibc's posix_spawn sets them to SIG_IGN in
+/// the child when the parent has handlers for them).
 pub fn reset_signals() {
+    // SIG_DFL with no flags, restorer or mask: all zeroes, whatever the arch's struct layout.
+    let dfl = [0u64; 4];
     for sig in 1..65 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: resetting a disposition to the default is always valid.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
+            // SAFETY: a zeroed kernel sigaction (SIG_DFL) and a null old-action pointer; the
+            // sigset size is the kernel's (64 signals).
+            unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), std::ptr::null_mut::<u64>(), 8usize) };
         }
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();

@@ -27,6 +27,11 @@ pub fn resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     }) as libc::__rlimit_resource_t
 }
 
+/// The spec's name of an rlimit ("RLIMIT_NOFILE"), for messages.
+fn name(t: PosixRlimitType) -> String {
+    serde_json::to_value(t).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{t:?}"))
+}
+
 fn has_sys_resource() -> bool {
     caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false)
 }
@@ -36,12 +41,12 @@ pub fn validate(limits: &[PosixRlimit]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for l in limits {
         if !seen.insert(resource(l.typ())) {
-            return Err(Error::invalid(format!("rlimit {:?} listed twice", l.typ())));
+            return Err(Error::invalid(format!("rlimit {} listed twice", name(l.typ()))));
         }
         if l.soft() > l.hard() {
             return Err(Error::invalid(format!(
-                "rlimit {:?}: soft limit {} exceeds hard limit {}",
-                l.typ(),
+                "rlimit {}: soft limit {} exceeds hard limit {}",
+                name(l.typ()),
                 l.soft(),
                 l.hard()
             )));
@@ -50,11 +55,11 @@ pub fn validate(limits: &[PosixRlimit]) -> Result<()> {
             continue;
         }
         let cur = nix::sys::resource::getrlimit(unsafe_resource(l.typ()))
-            .map_err(|e| Error::sys(format!("getrlimit {:?}", l.typ()), e))?;
+            .map_err(|e| Error::sys(format!("getrlimit {}", name(l.typ())), e))?;
         if l.hard() > cur.1 {
             return Err(Error::NotPermitted(format!(
-                "rlimit {:?}: hard limit {} is above the inherited hard limit {} and the runtime lacks CAP_SYS_RESOURCE",
-                l.typ(),
+                "rlimit {}: hard limit {} is above the inherited hard limit {} and the runtime lacks CAP_SYS_RESOURCE",
+                name(l.typ()),
                 l.hard(),
                 cur.1
             )));
@@ -126,7 +131,7 @@ mod tests {
         let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
         let l = lim(&format!(r#"[{{"type":"RLIMIT_NOFILE","soft":{h},"hard":{h}}}]"#, h = hard + 1));
         let e = validate(&l).unwrap_err();
-        assert!(e.to_string().contains("CAP_SYS_RESOURCE"), "{e}");
+        assert!(e.to_string().contains("CAP_SYS_RESOURCE") && e.to_string().contains("RLIMIT_NOFILE"), "{e}");
         let l = lim(&format!(r#"[{{"type":"RLIMIT_NOFILE","soft":{h},"hard":{h}}}]"#, h = hard));
         validate(&l).unwrap();
     }

@@ -39,14 +39,16 @@ pub fn prepare(ctx: &Ctx) -> Result<()> {
     // Shared propagation would leak the container's mounts to the host and break pivot_root, so
     // the whole tree first becomes a slave (or what the spec asks) of the host.
     sys_mount(None, "/", None, prop, None).step(|| "set propagation of / in container mount namespace")?;
+    if prop & libc::MS_SHARED != 0 || prop & libc::MS_REC == 0 {
+        // The mount holding the rootfs may still be shared: the rootfs bind below would then
+        // propagate to the host, and pivot_root (or MS_MOVE) refuses a new root on a shared
+        // mount. Make it private; the new root gets the requested propagation after the pivot
+        // (set_root_propagation).
+        make_parent_private(ctx.rootfs)?;
+    }
     let root = ctx.rootfs.to_string_lossy();
     sys_mount(Some(&root), &root, None, libc::MS_BIND | libc::MS_REC, None)
         .step(|| format!("bind rootfs {root} onto itself"))?;
-    if prop & libc::MS_SHARED != 0 {
-        // pivot_root refuses a shared parent; keep the rootfs itself shared as asked.
-        sys_mount(None, &root, None, libc::MS_PRIVATE, None).step(|| format!("make {root} private"))?;
-        sys_mount(None, &root, None, prop, None).step(|| format!("set propagation of {root}"))?;
-    }
     let rootfd = fsutil::open_root(ctx.rootfs)?;
     let mut dev_bound = false;
     for m in ctx.mounts {
@@ -235,6 +237,56 @@ fn mount_cgroups(ctx: &Ctx, rootfd: &OwnedFd, dest: &Path, o: &MountOpts) -> Res
     Ok(())
 }
 
+/// The mount point holding `path` (the longest mount point that is a prefix of it; the topmost
+/// of stacked mounts), made private if it is shared.
+fn make_parent_private(path: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
+    let mut best: Option<(std::path::PathBuf, bool)> = None;
+    for line in info.lines() {
+        let Some((pre, _)) = line.split_once(" - ") else { continue };
+        let f: Vec<&str> = pre.split(' ').collect();
+        let Some(mp) = f.get(4).map(|m| std::path::PathBuf::from(unescape_mountinfo(m))) else { continue };
+        if path.starts_with(&mp) && best.as_ref().is_none_or(|(b, _)| mp.components().count() >= b.components().count()) {
+            let shared = f.iter().skip(6).any(|o| o.starts_with("shared:"));
+            best = Some((mp, shared));
+        }
+    }
+    match best {
+        Some((mp, true)) => sys_mount(None, &mp.to_string_lossy(), None, libc::MS_PRIVATE, None)
+            .step(|| format!("make {} (the mount holding the rootfs) private", mp.display())),
+        _ => Ok(()),
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).filter(|o| b[i] == b'\\' && o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(o) => {
+                out.push((o[0] - b'0') * 64 + (o[1] - b'0') * 8 + (o[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// After the pivot: the spec's rootfsPropagation for the container's own root ("shared" could
+/// not be set before pivot_root, which refuses a shared new root).
+pub fn set_root_propagation(propagation: Option<&str>) -> Result<()> {
+    let Some(p) = propagation.filter(|p| !p.is_empty()) else { return Ok(()) };
+    let flag = mountopts::propagation_flag(p).ok_or_else(|| Error::invalid(format!("rootfsPropagation {p}")))?;
+    sys_mount(None, "/", None, flag, None).step(|| format!("set propagation {p} of the container's /"))
+}
+
 /// Step 2: make the rootfs the process's root. pivot_root, or MS_MOVE + chroot where pivot_root
 /// cannot work (rootfs on the initramfs) or `--no-pivot` asks for it.
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
@@ -300,4 +352,15 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
 pub fn readonly_root() -> Result<()> {
     let fd = openat_in_root(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0).step(|| "open /")?;
     remount_bind(&fd, libc::MS_RDONLY, Path::new("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo(r"/a\040b/c\134d\011"), "/a b/c\\d\t");
+        assert_eq!(unescape_mountinfo(r"/plain\09"), r"/plain\09");
+    }
 }

@@ -125,7 +125,7 @@ pub(super) fn procs_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
             match procs_recursive(&ent.path(), out) {
                 Ok(()) => {}
                 // a sub-cgroup removed while we walk
-                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(Error::Io { err, .. }) if err.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
