@@ -47,8 +47,7 @@ pub fn default_config(root_path: &str) -> Value {
             "capabilities": {
                 "bounding": DOCKER_CAPS,
                 "effective": DOCKER_CAPS,
-                "permitted": DOCKER_CAPS,
-                "ambient": DOCKER_CAPS
+                "permitted": DOCKER_CAPS
             },
             "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
             "noNewPrivileges": true
@@ -242,7 +241,7 @@ mod tests {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert!(env.iter().any(|e| e.starts_with("PATH=")) && env.contains(&"TERM=xterm"));
-        for set in ["bounding", "effective", "permitted", "ambient"] {
+        for set in ["bounding", "effective", "permitted"] {
             let caps = c["process"]["capabilities"][set].as_array().unwrap();
             assert_eq!(caps.len(), DOCKER_CAPS.len(), "{set}");
             assert!(caps.contains(&json!("CAP_NET_BIND_SERVICE")), "{set}");

@@ -34,8 +34,7 @@ fn console_pair() -> Result<(Arc<OwnedFd>, Channel)> {
 }
 
 fn recv_master(ch: &Channel) -> Result<OwnedFd> {
-    let m = ch.recv("the pty master")?;
-    m.fd.context("no pty master received")
+    Ok(berth_runtime::terminal::recv_master(ch.fd.as_raw_fd())?)
 }
 
 pub fn run(root: PathBuf, mut o: CreateOpts, detach: bool, keep: bool) -> Result<i32> {
@@ -55,11 +54,19 @@ pub fn run(root: PathBuf, mut o: CreateOpts, detach: bool, keep: bool) -> Result
     // The init is our child: waitpid works, and signals can be forwarded before start.
     let pid = container::create(&o)?;
     o.console_fd = None;
-    let master = console.as_ref().map(recv_master).transpose()?;
-    if let Err(e) = container::start(&root, &o.id) {
-        let _ = container::delete(&root, &o.id, true);
-        return Err(e.into());
-    }
+    // From here on the container exists: any failure removes it again.
+    let started = console
+        .as_ref()
+        .map(recv_master)
+        .transpose()
+        .and_then(|m| container::start(&root, &o.id).map(|()| m).map_err(Into::into));
+    let master = match started {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = container::delete(&root, &o.id, true);
+            return Err(e);
+        }
+    };
     if detach {
         return Ok(0);
     }

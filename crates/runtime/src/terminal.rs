@@ -65,3 +65,21 @@ pub fn send_master(socket: RawFd, master: &OwnedFd) -> Result<()> {
         .step(|| "send pty master over console socket")?;
     Ok(())
 }
+
+/// The receiving end of a console socket: reads one message and returns the fd it carries.
+pub fn recv_master(socket: RawFd) -> Result<OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 4096];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(socket, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).step(|| "receive pty master")?;
+    for c in msg.cmsgs().step(|| "read control message")? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(Error::Init("console socket message carried no pty master".into()))
+}
