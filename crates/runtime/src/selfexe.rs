@@ -31,10 +31,14 @@ pub fn is_protected() -> bool {
 
 /// A detached read-only bind mount of the running binary (needs CAP_SYS_ADMIN).
 pub fn readonly_view() -> Result<OwnedFd> {
+    readonly_view_of(c"/proc/self/exe")
+}
+
+fn readonly_view_of(path: &std::ffi::CStr) -> Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     // SAFETY: valid C string; flags only.
     let fd = unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c"/proc/self/exe".as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
     };
     if fd < 0 {
         return Err(Error::sys("clone a mount of the runtime binary", Errno::last()));
@@ -48,8 +52,12 @@ pub fn readonly_view() -> Result<OwnedFd> {
 
 /// A sealed memfd holding a copy of the running binary.
 pub fn sealed_copy() -> Result<OwnedFd> {
-    let src = std::fs::File::open("/proc/self/exe").map_err(|e| Error::io("open", "/proc/self/exe", e))?;
-    let len = src.metadata().map_err(|e| Error::io("stat", "/proc/self/exe", e))?.len() as usize;
+    sealed_copy_of(std::path::Path::new("/proc/self/exe"))
+}
+
+fn sealed_copy_of(path: &std::path::Path) -> Result<OwnedFd> {
+    let src = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let len = src.metadata().map_err(|e| Error::io("stat", path, e))?.len() as usize;
     // SAFETY: valid C string and flags.
     let fd = unsafe { libc::memfd_create(c"berth-runc".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
@@ -104,26 +112,41 @@ pub fn reexec_protected() -> Result<()> {
 mod tests {
     use super::*;
 
+    // A file nobody executes stands in for the runtime binary: the running test binary itself
+    // would answer ETXTBSY before the protection is even consulted.
+    fn victim() -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("berth-runc");
+        std::fs::write(&p, b"\x7fELF pretend binary").unwrap();
+        (d, p)
+    }
+
     #[test]
-    fn sealed_copy_refuses_writes_and_matches_the_binary() {
-        let mem = sealed_copy().unwrap();
+    fn sealed_copy_refuses_writes_and_matches_the_file() {
+        let (_d, p) = victim();
+        let mem = sealed_copy_of(&p).unwrap();
         let path = format!("/proc/self/fd/{}", mem.as_raw_fd());
-        let copy = std::fs::read(&path).unwrap();
-        assert_eq!(copy, std::fs::read("/proc/self/exe").unwrap());
-        let e = std::fs::OpenOptions::new().write(true).open(&path).unwrap_err();
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&p).unwrap());
+        // F_SEAL_WRITE: opening for write is allowed, every write is refused.
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let e = std::io::Write::write_all(&mut f, b"evil").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
     }
 
     #[test]
-    fn readonly_view_is_the_binary_and_refuses_writes() {
+    fn readonly_view_is_the_file_and_refuses_writes() {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: needs root for open_tree");
             return;
         }
-        let v = readonly_view().unwrap();
+        let (_d, p) = victim();
+        let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let v = readonly_view_of(&c).unwrap();
         let path = format!("/proc/self/fd/{}", v.as_raw_fd());
-        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read("/proc/self/exe").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&p).unwrap());
         let e = std::fs::OpenOptions::new().write(true).open(&path).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+        // The original stays writable: only the view is protected.
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap();
     }
 }

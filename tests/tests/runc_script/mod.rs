@@ -202,15 +202,8 @@ impl HostMount {
         fs::create_dir_all(at).unwrap();
         let (src, dst, ty) = (c"tmpfs", cpath(at), c"tmpfs");
         // SAFETY: valid C strings; null data.
-        let r = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                ty.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
+        let r =
+            unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
         assert_eq!(
             r,
             0,

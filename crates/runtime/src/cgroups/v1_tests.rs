@@ -281,8 +281,9 @@ fn devices_rules_in_order() {
             "devices/berth/c1/devices.allow=c 1:3 rw",
         ]
     );
-    // the fake files keep the last write of each
-    assert_eq!(f.read("devices/berth/c1/devices.allow"), "b 8:* r");
+    // Consecutive writes to one file share one open (each write(2) is one command to the
+    // kernel), so the fake regular files hold the rules concatenated, in order.
+    assert_eq!(f.read("devices/berth/c1/devices.allow"), "c 1:3 rwmb 8:* r");
     assert_eq!(f.read("devices/berth/c1/devices.deny"), "c 1:3 m");
 }
 

@@ -187,7 +187,8 @@ fn set_writes_each_knob() {
     assert_eq!(f.read("cpu.max"), "50000 100000");
     assert_eq!(f.read("cpu.max.burst"), "10000");
     assert_eq!(f.read("pids.max"), "100");
-    assert_eq!(f.read("io.max"), "8:16 wiops=max");
+    // Both io.max lines went through one open file: concatenated in a fake regular file.
+    assert_eq!(f.read("io.max"), "8:0 rbps=10485768:16 wiops=max");
     assert_eq!(f.read("hugetlb.2MB.rsvd.max"), "4194304");
     // untouched knobs keep the kernel's value
     assert_eq!(f.read("hugetlb.1GB.max"), "max\n");
