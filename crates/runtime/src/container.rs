@@ -307,7 +307,7 @@ fn wait_fifo_closed(f: &OwnedFd, rec: &Record) {
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (_, rec, st) = load(root, id)?;
     if st == Status::Stopped {
-        return Err(wrong(id, st, "kill"));
+        return Err(Error::NotRunning(id.into()));
     }
     if all {
         return cgroup_manager(&rec.cgroup_path)?.kill_all(sig);

@@ -22,6 +22,10 @@ pub enum Error {
     #[error("container {0} already exists")]
     AlreadyExists(String),
 
+    /// The container has no live process (containerd matches the words "container not running").
+    #[error("cannot signal container {0}: container not running")]
+    NotRunning(String),
+
     /// The container is in the wrong state for the operation (Docker's 409).
     #[error("container {id} is {status}: cannot {op}")]
     WrongState { id: String, status: String, op: String },
@@ -73,7 +77,7 @@ impl Error {
             Error::InvalidSpec(_) => 400,
             Error::NotPermitted(_) => 403,
             Error::NotFound(_) => 404,
-            Error::AlreadyExists(_) | Error::WrongState { .. } => 409,
+            Error::AlreadyExists(_) | Error::WrongState { .. } | Error::NotRunning(_) => 409,
             _ => 500,
         }
     }
