@@ -25,7 +25,10 @@ fn sleeper() -> Bundle {
 }
 
 fn cg_file(mountpoint: &str, path: &str, file: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup").join(mountpoint).join(path.trim_start_matches('/')).join(file)
+    Path::new("/sys/fs/cgroup")
+        .join(mountpoint)
+        .join(path.trim_start_matches('/'))
+        .join(file)
 }
 
 fn unified_has(ctrl: &str) -> bool {
@@ -45,7 +48,12 @@ fn root_disk() -> Option<String> {
         .to_string();
     let sys = fs::canonicalize(format!("/sys/dev/block/{dev}")).ok()?;
     if sys.join("partition").exists() {
-        return Some(fs::read_to_string(sys.parent()?.join("dev")).ok()?.trim().to_string());
+        return Some(
+            fs::read_to_string(sys.parent()?.join("dev"))
+                .ok()?
+                .trim()
+                .to_string(),
+        );
     }
     // Major 0 is an anonymous device (overlay, tmpfs): nothing to throttle.
     (!dev.starts_with("0:")).then_some(dev)
@@ -61,18 +69,23 @@ fn spec_resources_are_in_the_kernel_after_create() {
     let rt = berth();
     let mut b = sleeper();
     let disk = root_disk();
-    let hugetlb = unified_has("hugetlb") && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
+    let hugetlb =
+        unified_has("hugetlb") && Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
     {
         let r = &mut b.config_mut()["linux"]["resources"];
         r["memory"] = json!({"limit": 64 << 20, "reservation": 32 << 20});
         r["cpu"] = json!({"shares": 512, "quota": 20000, "period": 50000, "cpus": "0"});
         r["pids"] = json!({"limit": 42});
         // Deny reading /dev/zero (a default device, allowed unless the spec says otherwise).
-        r["devices"].as_array_mut().unwrap().push(json!({"allow": false, "type": "c", "major": 1, "minor": 5, "access": "r"}));
+        r["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": false, "type": "c", "major": 1, "minor": 5, "access": "r"}));
         if let Some(d) = &disk {
             let (maj, min) = d.split_once(':').unwrap();
             let (maj, min): (i64, i64) = (maj.parse().unwrap(), min.parse().unwrap());
-            r["blockIO"] = json!({"throttleReadBpsDevice": [{"major": maj, "minor": min, "rate": 1048576}]});
+            r["blockIO"] =
+                json!({"throttleReadBpsDevice": [{"major": maj, "minor": min, "rate": 1048576}]});
         }
         if hugetlb {
             r["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 << 20}]);
@@ -86,10 +99,19 @@ fn spec_resources_are_in_the_kernel_after_create() {
     ok(&rt.create(&id, &b));
     let cg = format!("/berth/{id}");
     let read = |ctrl: &str, file: &str| cg_read(ctrl, &cg, file);
-    assert_eq!(read("memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
-    assert_eq!(read("memory", "memory.soft_limit_in_bytes"), (32u64 << 20).to_string());
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        read("memory", "memory.soft_limit_in_bytes"),
+        (32u64 << 20).to_string()
+    );
     if memsw {
-        assert_eq!(read("memory", "memory.memsw.limit_in_bytes"), (128u64 << 20).to_string());
+        assert_eq!(
+            read("memory", "memory.memsw.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
     }
     assert_eq!(read("cpu", "cpu.shares"), "512");
     assert_eq!(read("cpu", "cpu.cfs_quota_us"), "20000");
@@ -97,7 +119,10 @@ fn spec_resources_are_in_the_kernel_after_create() {
     assert_eq!(read("cpuset", "cpuset.cpus"), "0");
     assert_eq!(read("pids", "pids.max"), "42");
     match &disk {
-        Some(d) => assert_eq!(read("blkio", "blkio.throttle.read_bps_device"), format!("{d} 1048576")),
+        Some(d) => assert_eq!(
+            read("blkio", "blkio.throttle.read_bps_device"),
+            format!("{d} 1048576")
+        ),
         None => eprintln!("no block device under /: blkio throttling not checked"),
     }
     if hugetlb {
@@ -108,17 +133,40 @@ fn spec_resources_are_in_the_kernel_after_create() {
     // The init is in the cgroup in every hierarchy, cgroup2 included.
     let pid = init_pid(&rt, &id);
     let lines = proc_cgroups(pid);
-    assert_eq!(lines.lines().filter(|l| !l.ends_with(&cg)).collect::<Vec<_>>(), Vec::<&str>::new(), "{lines}");
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| !l.ends_with(&cg))
+            .collect::<Vec<_>>(),
+        Vec::<&str>::new(),
+        "{lines}"
+    );
 
     ok(&rt.start(&id));
     // Inside, the cgroup namespace shows the limits at the mount's root.
-    assert_eq!(ok(&rt.exec(&id, &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).trim(), (64u64 << 20).to_string());
-    assert_eq!(ok(&rt.exec(&id, &["cat", "/proc/self/cgroup"])).lines().filter(|l| !l.ends_with(":/")).count(), 0);
+    assert_eq!(
+        ok(&rt.exec(&id, &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])).trim(),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        ok(&rt.exec(&id, &["cat", "/proc/self/cgroup"]))
+            .lines()
+            .filter(|l| !l.ends_with(":/"))
+            .count(),
+        0
+    );
     // Device rules: /dev/zero can't be read, /dev/null still works.
     let out = rt.exec(&id, &["sh", "-c", "head -c 1 /dev/zero > /dev/null"]);
     let err = fails(&out);
     assert!(err.contains("Operation not permitted"), "{err}");
-    ok(&rt.exec(&id, &["sh", "-c", "echo x > /dev/null && head -c 1 /dev/urandom > /dev/null"]));
+    ok(&rt.exec(
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo x > /dev/null && head -c 1 /dev/urandom > /dev/null",
+        ],
+    ));
 
     ok(&rt.delete_force(&id));
     assert_cgroup_gone(&cg);
@@ -133,7 +181,10 @@ fn delete_removes_the_cgroup_from_every_hierarchy() {
     ok(&rt.create(&id, &b));
     let cg = format!("/berth/{id}");
     let dirs = cgroup_dirs(&cg);
-    assert!(dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/unified")) || !Path::new("/sys/fs/cgroup/unified").exists());
+    assert!(
+        dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/unified"))
+            || !Path::new("/sys/fs/cgroup/unified").exists()
+    );
     for d in &dirs {
         assert!(d.is_dir(), "{} missing", d.display());
     }
@@ -158,7 +209,11 @@ fn cgroups_path_absolute_and_relative() {
     b.config_mut()["linux"]["cgroupsPath"] = json!(abs);
     ok(&rt.create(&id, &b));
     let pid = init_pid(&rt, &id);
-    assert!(proc_cgroups(pid).lines().all(|l| l.ends_with(&abs)), "{}", proc_cgroups(pid));
+    assert!(
+        proc_cgroups(pid).lines().all(|l| l.ends_with(&abs)),
+        "{}",
+        proc_cgroups(pid)
+    );
     assert!(cgroup_dirs(&abs).iter().all(|d| d.is_dir()));
     assert!(!cg_file("memory", &format!("/berth/{id}"), "").exists());
     ok(&rt.cli(&["pause", &id]));
@@ -168,7 +223,10 @@ fn cgroups_path_absolute_and_relative() {
 
     // Relative: under the caller's own cgroup (its cgroup2 entry on this host).
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let own = own.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_string);
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_string);
     let Some(own) = own else {
         eprintln!("no cgroup2 entry in /proc/self/cgroup: relative path not checked");
         return;
@@ -180,7 +238,11 @@ fn cgroups_path_absolute_and_relative() {
     ok(&rt.create(&id, &b));
     let want = format!("{}/{rel}", own.trim_end_matches('/'));
     let pid = init_pid(&rt, &id);
-    assert!(proc_cgroups(pid).lines().all(|l| l.ends_with(&want)), "want {want}: {}", proc_cgroups(pid));
+    assert!(
+        proc_cgroups(pid).lines().all(|l| l.ends_with(&want)),
+        "want {want}: {}",
+        proc_cgroups(pid)
+    );
     ok(&rt.delete_force(&id));
     assert_cgroup_gone(&want);
 
@@ -205,7 +267,12 @@ impl Drop for RemoveIfNew {
 #[test]
 fn systemd_cgroup_driver_uses_slice_and_scope_paths() {
     let rt = berth();
-    let _cleanup = RemoveIfNew(cgroup_dirs("/system.slice").into_iter().filter(|d| !d.exists()).collect());
+    let _cleanup = RemoveIfNew(
+        cgroup_dirs("/system.slice")
+            .into_iter()
+            .filter(|d| !d.exists())
+            .collect(),
+    );
     let mut b = sleeper();
     let id = unique_id("sd");
     b.config_mut()["linux"]["cgroupsPath"] = json!(format!("system.slice:berth-e2e:{id}"));
@@ -219,7 +286,11 @@ fn systemd_cgroup_driver_uses_slice_and_scope_paths() {
         id.as_ref(),
     ]));
     let pid = init_pid(&rt, &id);
-    assert!(proc_cgroups(pid).lines().all(|l| l.ends_with(&path)), "want {path}: {}", proc_cgroups(pid));
+    assert!(
+        proc_cgroups(pid).lines().all(|l| l.ends_with(&path)),
+        "want {path}: {}",
+        proc_cgroups(pid)
+    );
     assert_eq!(cg_read("pids", &path, "pids.max"), "17");
     ok(&rt.start(&id));
     // Later commands find the cgroup from the state, without the flag.
@@ -228,7 +299,8 @@ fn systemd_cgroup_driver_uses_slice_and_scope_paths() {
     ok(&rt.cli(&["pause", &id]));
     assert_eq!(cg_read("freezer", &path, "freezer.state"), "FROZEN");
     ok(&rt.cli(&["resume", &id]));
-    let pids: Vec<i32> = serde_json::from_str(&ok(&rt.cli(&["ps", "--format", "json", &id]))).unwrap();
+    let pids: Vec<i32> =
+        serde_json::from_str(&ok(&rt.cli(&["ps", "--format", "json", &id]))).unwrap();
     assert_eq!(pids, [pid]);
     ok(&rt.delete_force(&id));
     assert_cgroup_gone(&path);
@@ -244,18 +316,25 @@ fn kill_all_reaches_a_host_process_moved_into_the_cgroup() {
     ok(&rt.create(&id, &b));
     ok(&rt.start(&id));
     let cg = format!("/berth/{id}");
-    let mut outsider = Command::new("sleep").arg("1000").spawn().unwrap();
-    let opid = outsider.id().to_string();
+    let mut outsider = KillOnDrop(Command::new("sleep").arg("1000").spawn().unwrap());
+    let opid = outsider.0.id().to_string();
     for d in cgroup_dirs(&cg) {
-        fs::write(d.join("cgroup.procs"), &opid).unwrap_or_else(|e| panic!("move into {}: {e}", d.display()));
+        fs::write(d.join("cgroup.procs"), &opid)
+            .unwrap_or_else(|e| panic!("move into {}: {e}", d.display()));
     }
-    let pids: Vec<u32> = serde_json::from_str(&ok(&rt.cli(&["ps", "--format", "json", &id]))).unwrap();
-    assert!(pids.contains(&outsider.id()), "ps does not list {opid}: {pids:?}");
+    let pids: Vec<u32> =
+        serde_json::from_str(&ok(&rt.cli(&["ps", "--format", "json", &id]))).unwrap();
+    assert!(
+        pids.contains(&outsider.0.id()),
+        "ps does not list {opid}: {pids:?}"
+    );
     ok(&rt.cli(&["kill", "--all", &id, "KILL"]));
-    let status = wait_until(T, || outsider.try_wait().unwrap().is_some());
-    let _ = outsider.kill();
-    let st = outsider.wait().unwrap();
-    assert!(status, "kill --all did not reach the process moved into the cgroup");
+    let died = wait_until(T, || outsider.0.try_wait().unwrap().is_some());
+    assert!(
+        died,
+        "kill --all did not reach the process moved into the cgroup"
+    );
+    let st = outsider.0.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     rt.wait_status(&id, "stopped", T);
@@ -270,13 +349,17 @@ fn bad_resources_fail_create_and_roll_back_the_cgroup() {
     let rt = berth();
     let cases: Vec<(Value, &str)> = vec![
         // caught by validation, before anything exists
-        (json!({"memory": {"limit": 128 << 20, "swap": 64 << 20}}), "swap"),
+        (
+            json!({"memory": {"limit": 128 << 20, "swap": 64 << 20}}),
+            "swap",
+        ),
         // refused by the kernel after the cgroup was made: this host has far fewer CPUs
         (json!({"cpu": {"cpus": "1000-1001"}}), "cpuset.cpus"),
         (json!({"cpu": {"shares": 512, "mems": "77"}}), "cpuset.mems"),
     ];
     for (resources, needle) in cases {
-        if needle == "swap" && !cg_file("memory", "/berth", "memory.memsw.limit_in_bytes").exists() {
+        if needle == "swap" && !cg_file("memory", "/berth", "memory.memsw.limit_in_bytes").exists()
+        {
             continue;
         }
         let mut b = sleeper();

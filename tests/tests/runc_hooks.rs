@@ -28,7 +28,13 @@ fn sh_hook(kind: &str, script: &str) -> Value {
 
 /// A hook that appends "<kind> <HOOKVAR> <stdin>" as one line to `log`.
 fn logging_hook(kind: &str, log: &Path) -> Value {
-    sh_hook(kind, &format!("printf '%s %s %s\\n' {kind} \"$HOOKVAR\" \"$(cat)\" >> {}", log.display()))
+    sh_hook(
+        kind,
+        &format!(
+            "printf '%s %s %s\\n' {kind} \"$HOOKVAR\" \"$(cat)\" >> {}",
+            log.display()
+        ),
+    )
 }
 
 /// The log as (kind, state) pairs; checks each line's HOOKVAR.
@@ -37,9 +43,14 @@ fn read_log(log: &Path) -> Vec<(String, Value)> {
     text.lines()
         .map(|l| {
             let mut parts = l.splitn(3, ' ');
-            let (kind, var, state) = (parts.next().unwrap(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (kind, var, state) = (
+                parts.next().unwrap(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
             assert_eq!(kind, var, "hook env not passed: {l}");
-            let state: Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("hook {kind} got bad state ({e}): {l}"));
+            let state: Value = serde_json::from_str(state)
+                .unwrap_or_else(|e| panic!("hook {kind} got bad state ({e}): {l}"));
             (kind.to_string(), state)
         })
         .collect()
@@ -67,7 +78,10 @@ fn all_hooks_run_in_order_with_the_state_on_stdin() {
     let in_container = Path::new("/hooklog/hooks.log");
     // Slow, so that a poststart that does not wait for the program's exec shows up first.
     let mut slow_start_hook = logging_hook("startContainer", in_container);
-    slow_start_hook["args"][2] = json!(format!("sleep 0.3; {}", slow_start_hook["args"][2].as_str().unwrap()));
+    slow_start_hook["args"][2] = json!(format!(
+        "sleep 0.3; {}",
+        slow_start_hook["args"][2].as_str().unwrap()
+    ));
     b.config_mut()["hooks"] = json!({
         "prestart": [logging_hook("prestart", &log)],
         "createRuntime": [logging_hook("createRuntime", &log)],
@@ -79,10 +93,17 @@ fn all_hooks_run_in_order_with_the_state_on_stdin() {
     let id = unique_id("hooks");
     ok(&rt.create(&id, &b));
     let pid = init_pid(&rt, &id);
-    assert_eq!(kinds(&read_log(&log)), ["prestart", "createRuntime", "createContainer"]);
+    assert_eq!(
+        kinds(&read_log(&log)),
+        ["prestart", "createRuntime", "createContainer"]
+    );
     ok(&rt.start(&id));
     rt.wait_status(&id, "running", T);
-    assert!(wait_until(T, || read_log(&log).len() == 5), "start hooks: {:?}", kinds(&read_log(&log)));
+    assert!(
+        wait_until(T, || read_log(&log).len() == 5),
+        "start hooks: {:?}",
+        kinds(&read_log(&log))
+    );
     ok(&rt.kill(&id, "KILL"));
     rt.wait_status(&id, "stopped", T);
     ok(&rt.delete(&id));
@@ -90,12 +111,23 @@ fn all_hooks_run_in_order_with_the_state_on_stdin() {
     let entries = read_log(&log);
     assert_eq!(
         kinds(&entries),
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ]
     );
     let bundle_dir = fs::canonicalize(b.path()).unwrap();
     for (kind, st) in &entries {
         assert_eq!(st["id"], id.as_str(), "{kind}: {st}");
-        assert_eq!(Path::new(st["bundle"].as_str().unwrap_or("")), bundle_dir, "{kind}: {st}");
+        assert_eq!(
+            Path::new(st["bundle"].as_str().unwrap_or("")),
+            bundle_dir,
+            "{kind}: {st}"
+        );
         assert!(st["ociVersion"].is_string(), "{kind}: {st}");
         let want = match kind.as_str() {
             "prestart" | "createRuntime" | "createContainer" => "creating",
@@ -109,7 +141,9 @@ fn all_hooks_run_in_order_with_the_state_on_stdin() {
             // Run by the runtime on the host: the init's host pid.
             "prestart" | "createRuntime" | "poststart" => assert_eq!(p, pid as i64, "{kind}: {st}"),
             // Run by the init itself: its pid (runc gives the one in the container's PID namespace).
-            "createContainer" | "startContainer" => assert!(p == pid as i64 || p == 1, "{kind}: {st}"),
+            "createContainer" | "startContainer" => {
+                assert!(p == pid as i64 || p == 1, "{kind}: {st}")
+            }
             _ => {}
         }
     }
@@ -132,20 +166,33 @@ fn hooks_get_their_args_and_only_their_env() {
     let id = unique_id("hookargs");
     ok(&rt.create(&id, &b));
     let text = fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("custom-argv0 -c "), "args[0] is not argv[0]: {text}");
+    assert!(
+        text.starts_with("custom-argv0 -c "),
+        "args[0] is not argv[0]: {text}"
+    );
     assert!(text.ends_with(" zero |zero|this|nohome\n"), "{text}");
     ok(&rt.delete_force(&id));
 }
 
 /// After a failed create: no state, no cgroup, no process carrying `marker`,
 /// no mount under the bundle.
-fn assert_nothing_left(rt: &Runtime, id: &str, bundle: &Path, marker: &str, mounts_before: &[String]) {
+fn assert_nothing_left(
+    rt: &Runtime,
+    id: &str,
+    bundle: &Path,
+    marker: &str,
+    mounts_before: &[String],
+) {
     let st = fails(&rt.state_output(id));
     assert!(st.contains("does not exist"), "{st}");
     assert!(!rt.root().join(id).exists(), "state dir left");
     assert_cgroup_gone(&format!("/berth/{id}"));
     assert_no_process(marker);
-    assert_eq!(mounts_under(bundle), mounts_before, "mounts left under the bundle");
+    assert_eq!(
+        mounts_under(bundle),
+        mounts_before,
+        "mounts left under the bundle"
+    );
 }
 
 #[test]
@@ -161,7 +208,10 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     let before = mounts_under(b.path());
     let id = unique_id("crhook");
     let err = fails(&rt.create(&id, &b));
-    assert!(err.contains("createRuntime") && err.contains("exit status 3"), "{err}");
+    assert!(
+        err.contains("createRuntime") && err.contains("exit status 3"),
+        "{err}"
+    );
     assert_nothing_left(&rt, &id, b.path(), &id, &before);
     assert_no_process(&marker);
 }
@@ -175,7 +225,10 @@ fn failing_create_container_hook_fails_create_and_leaves_nothing() {
     let before = mounts_under(b.path());
     let id = unique_id("cchook");
     let err = fails(&rt.create(&id, &b));
-    assert!(err.contains("createContainer") && err.contains("exit status 4"), "{err}");
+    assert!(
+        err.contains("createContainer") && err.contains("exit status 4"),
+        "{err}"
+    );
     assert_nothing_left(&rt, &id, b.path(), &id, &before);
 }
 
@@ -192,7 +245,12 @@ fn failing_start_container_hook_keeps_the_program_from_running() {
     ok(&rt.create(&id, &b));
     let _ = rt.start(&id);
     rt.wait_status(&id, "stopped", T);
-    assert!(!fs::read_to_string(&log).unwrap_or_default().contains("program-ran"), "program ran despite the failed hook");
+    assert!(
+        !fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("program-ran"),
+        "program ran despite the failed hook"
+    );
     ok(&rt.delete(&id));
     assert_cgroup_gone(&format!("/berth/{id}"));
 }
@@ -203,7 +261,10 @@ fn hook_timeout_fails_create_quickly_and_kills_the_hook() {
     let mut b = Bundle::new();
     b.set_args(&["sleep", "1000"]);
     // A unique duration marks the hook's sleep, so it can be found if it leaks.
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let sleep_arg = format!("5.{nanos:09}");
     let mut hook = sh_hook("prestart", &format!("sleep {sleep_arg}; true"));
     hook["timeout"] = json!(1);
@@ -213,10 +274,19 @@ fn hook_timeout_fails_create_quickly_and_kills_the_hook() {
     let t0 = Instant::now();
     let err = fails(&rt.create(&id, &b));
     let took = t0.elapsed();
-    assert!(err.contains("prestart") && err.contains("timed out"), "{err}");
-    assert!(took < Duration::from_millis(2500), "create took {took:?} with a 1 s hook timeout");
+    assert!(
+        err.contains("prestart") && err.contains("timed out"),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "create took {took:?} with a 1 s hook timeout"
+    );
     assert_nothing_left(&rt, &id, b.path(), &id, &before);
-    assert!(processes_with(&format!("sleep {sleep_arg}")).is_empty(), "the timed-out hook's child still runs");
+    assert!(
+        processes_with(&format!("sleep {sleep_arg}")).is_empty(),
+        "the timed-out hook's child still runs"
+    );
 }
 
 #[test]
@@ -233,12 +303,18 @@ fn failing_poststart_and_poststop_hooks_only_warn() {
     let out = rt.start(&id);
     ok(&out);
     let warn = stderr(&out);
-    assert!(warn.contains("poststart") && warn.contains("exit status 6"), "{warn}");
+    assert!(
+        warn.contains("poststart") && warn.contains("exit status 6"),
+        "{warn}"
+    );
     assert_eq!(rt.state(&id)["status"], "running");
     let out = rt.delete_force(&id);
     ok(&out);
     let warn = stderr(&out);
-    assert!(warn.contains("poststop") && warn.contains("exit status 7"), "{warn}");
+    assert!(
+        warn.contains("poststop") && warn.contains("exit status 7"),
+        "{warn}"
+    );
     fails(&rt.state_output(&id));
     assert_cgroup_gone(&format!("/berth/{id}"));
 }

@@ -50,7 +50,8 @@ pub enum Error {
     Hook { kind: String, path: String, reason: String },
 
     /// An error reported by the container's init process during setup, relayed to the caller.
-    #[error("container init: {0}")]
+    /// (The relayed text may itself be an Init error: one prefix is enough.)
+    #[error("container init: {}", .0.strip_prefix("container init: ").unwrap_or(.0))]
     Init(String),
 
     /// Several independent cleanup steps failed; all are reported.

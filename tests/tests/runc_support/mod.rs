@@ -5,11 +5,17 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use berth_e2e::Runtime;
+
+/// How long the helpers wait for a container to get somewhere.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// berth-runc from this workspace with a private `--root`, 30 s per command.
 pub fn berth() -> Runtime {
@@ -99,7 +105,10 @@ pub fn cg_read(ctrl: &str, path: &str, file: &str) -> String {
 /// Asserts that cgroup `path` exists in no hierarchy.
 #[track_caller]
 pub fn assert_cgroup_gone(path: &str) {
-    let left: Vec<PathBuf> = cgroup_dirs(path).into_iter().filter(|d| d.exists()).collect();
+    let left: Vec<PathBuf> = cgroup_dirs(path)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
     assert!(left.is_empty(), "cgroup {path} left behind: {left:?}");
 }
 
@@ -161,8 +170,14 @@ fn proc_state(pid: i32) -> Option<char> {
 /// Waits (up to 10 s) until no live process carries `marker`; asserts it.
 #[track_caller]
 pub fn assert_no_process(marker: &str) {
-    let gone = wait_until(Duration::from_secs(10), || processes_with(marker).is_empty());
-    assert!(gone, "processes with {marker:?} still alive: {:?}", processes_with(marker));
+    let gone = wait_until(Duration::from_secs(10), || {
+        processes_with(marker).is_empty()
+    });
+    assert!(
+        gone,
+        "processes with {marker:?} still alive: {:?}",
+        processes_with(marker)
+    );
 }
 
 /// Kills leftovers carrying `marker` (used by guards, never asserted).
@@ -182,4 +197,127 @@ pub fn write_exec(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// A child process killed (and reaped) on drop, so a failing test leaks none.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let head = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19);
+    let tail = &s[19.min(s.len())..];
+    let tail = tail
+        .strip_prefix('.')
+        .map(|t| t.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .unwrap_or(tail);
+    head && (tail == "Z" || (tail.len() == 6 && (tail.starts_with('+') || tail.starts_with('-'))))
+}
+
+/// A console socket: receives pty masters sent with SCM_RIGHTS.
+pub struct ConsoleSocket {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        ConsoleSocket {
+            _dir: dir,
+            path,
+            listener,
+        }
+    }
+
+    /// Accepts one connection and receives the fd sent on it.
+    pub fn recv_master(&self) -> OwnedFd {
+        self.listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let conn: UnixStream = loop {
+            match self.listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("no connection on the console socket: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let mut data = [0u8; 64];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        let mut control = [0u64; 8];
+        // SAFETY: zeroed msghdr is valid; pointers below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: valid socket and msghdr.
+        let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        // SAFETY: the kernel filled msg; we check the header before reading the data.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            assert!(!c.is_null(), "console socket message without an fd");
+            assert_eq!(
+                ((*c).cmsg_level, (*c).cmsg_type),
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS)
+            );
+            OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32))
+        }
+    }
+}
+
+/// Reads a pty master until `want` appears or the slave side is gone.
+pub fn read_pty(master: OwnedFd, want: &str) -> String {
+    let mut f = fs::File::from(master);
+    let deadline = Instant::now() + WAIT;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains(want) && Instant::now() < deadline {
+        let mut p = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+            continue;
+        }
+        match f.read(&mut buf) {
+            Ok(0) | Err(_) => break, // EIO: every slave fd is closed
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    text
 }

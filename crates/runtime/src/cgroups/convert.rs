@@ -195,6 +195,11 @@ impl DevRule {
     }
 }
 
+/// A blkio weight of 0 means "not set" (Docker sends `"weight": 0` for every container).
+pub(super) fn nz(w: Option<u16>) -> Option<u16> {
+    w.filter(|w| *w != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,9 +335,4 @@ mod tests {
         assert!(dev_rule(&rule(true, None, Some(-2), None, None)).is_err());
         assert!(dev_rule(&rule(true, None, Some(1 << 40), None, None)).is_err());
     }
-}
-
-/// A blkio weight of 0 means "not set" (Docker sends `"weight": 0` for every container).
-pub(super) fn nz(w: Option<u16>) -> Option<u16> {
-    w.filter(|w| *w != 0)
 }
