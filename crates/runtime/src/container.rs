@@ -278,6 +278,9 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         })?;
     nix::unistd::write(&f, b"0").step(|| "signal start on exec fifo")?;
     std::fs::remove_file(&fifo).map_err(|e| Error::io("remove", &fifo, e))?;
+    if hooks::list(rec.spec.hooks().as_ref(), Kind::Poststart).is_empty() {
+        return Ok(());
+    }
     // poststart hooks come after the user's program is executed (and so after startContainer).
     wait_fifo_closed(&f, &rec);
     if let Err(e) = hooks::run(rec.spec.hooks().as_ref(), Kind::Poststart, &state_json(&rec, Status::Running)) {
