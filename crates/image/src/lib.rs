@@ -3,6 +3,16 @@
 //! embedded ACID store, layers unpacked once into read-only snapshots shared by every image and
 //! container (overlayfs, or copies where overlay cannot mount).
 
+pub mod content;
+pub mod digest;
 pub mod error;
+pub mod gc;
+pub mod layer;
+pub mod manifest;
+pub mod meta;
+pub mod reference;
+pub mod snapshot;
 
+pub use digest::{ChainId, DiffId, Digest};
 pub use error::{Error, Result};
+pub use reference::Reference;
