@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod meta;
 pub mod reference;
 pub mod snapshot;
+pub mod store;
 
 pub use digest::{ChainId, DiffId, Digest};
 pub use error::{Error, Result};
