@@ -294,6 +294,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 /// program (close-on-exec) or by exiting. A FIFO's write end polls POLLERR once no reader is
 /// left. Gives up if the init dies or is frozen (a paused container cannot get there).
 fn wait_fifo_closed(f: &OwnedFd, rec: &Record) {
+    let cg = cgroup_manager(&rec.cgroup_path).ok();
     loop {
         let mut p = libc::pollfd { fd: f.as_raw_fd(), events: 0, revents: 0 };
         // SAFETY: one valid pollfd.
@@ -301,7 +302,7 @@ fn wait_fifo_closed(f: &OwnedFd, rec: &Record) {
         if r > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
             return;
         }
-        if !state::init_alive(rec.pid, rec.pid_start) || cgroup_manager(&rec.cgroup_path).and_then(|c| c.is_frozen()).unwrap_or(false) {
+        if !state::init_alive(rec.pid, rec.pid_start) || cg.as_ref().is_some_and(|c| c.is_frozen().unwrap_or(false)) {
             return;
         }
     }
@@ -437,10 +438,6 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
 /// The stored spec of a container (for exec defaults).
 pub fn spec_of(root: &Path, id: &str) -> Result<Spec> {
     Ok(StateDir::load(root, id)?.1.spec)
-}
-
-pub fn raw_fd(fd: &OwnedFd) -> i32 {
-    fd.as_raw_fd()
 }
 
 #[cfg(test)]

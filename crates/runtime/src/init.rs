@@ -96,15 +96,16 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         devices: &devices,
         mount_label: linux.and_then(|l| l.mount_label().as_deref()),
     };
-    if let Some(pid) = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()) {
-        crate::process::HOST_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
-    }
+    // The init's pid as the host sees it, for hooks and the seccomp listener: until pivot_root,
+    // /proc is still the host's.
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or_else(|| nix::unistd::getpid().as_raw());
+    crate::process::HOST_PID.store(host_pid, std::sync::atomic::Ordering::Relaxed);
     rootfs::prepare(&ctx)?;
     ch.send(Tag::RunHooks, &[])?;
     ch.expect(Tag::HooksDone, "prestart and createRuntime hooks")?;
-    // The hooks' state carries the init's pid as the host sees it (until pivot_root, /proc is
-    // still the host's).
-    let host_pid = std::fs::read_link("/proc/self").ok().and_then(|p| p.to_str()?.parse().ok()).unwrap_or_else(|| nix::unistd::getpid().as_raw());
     hooks::run(a.spec.hooks().as_ref(), Kind::CreateContainer, &hooks::state_with(a.state_json, host_pid, "creating"))?;
     rootfs::pivot(a.rootfs, a.no_pivot)?;
     rootfs::set_root_propagation(ctx.propagation)?;
