@@ -216,6 +216,9 @@ pub fn validate(spec: &Spec, plan: &NamespacePlan) -> Result<()> {
             if !d.path().is_absolute() {
                 return Err(Error::invalid(format!("device path {} must be absolute", d.path().display())));
             }
+            if d.typ() == oci_spec::runtime::LinuxDeviceType::A {
+                return Err(Error::invalid(format!("device {}: type 'a' is not a node type", d.path().display())));
+            }
         }
     }
     Ok(())
