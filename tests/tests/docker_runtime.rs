@@ -9,7 +9,10 @@
 //! commands against it: run + exit codes + stdio, errors for missing/non-executable
 //! commands, `--read-only`, `--cap-drop ALL`, `--memory` (limit and OOM kill),
 //! `--pids-limit`, `exec`, `update`, `pause`/`unpause`, `stop`, `kill`, and
-//! interactive `run -it` / `exec -it` shells driven through tmux.
+//! interactive `run -it` / `exec -it` shells driven through tmux. Two more
+//! check that image archives travel both ways between Docker and Berth's image
+//! store (`berth_image::store::ImageStore`): `docker save` -> `ImageStore::load`,
+//! and `ImageStore::import` + `save` -> `docker load` -> `docker run`.
 //!
 //! Runtime under test: `$BERTH_DOCKER_RUNTIME` if set, else the newest
 //! `berth-runc` in `<target>/{debug,release}`. To check the harness itself
@@ -69,11 +72,15 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use berth_image::store::ImageStore;
+use berth_image::Reference;
+
 /// The image every scenario runs.
 const IMAGE: &str = "berth-test/busybox:latest";
 /// The name the runtime under test is registered under.
 const RUNTIME_NAME: &str = "berth";
-/// Appended to PATH for finding binaries and for dockerd's own lookups.
+/// Appended to PATH for finding binaries and for dockerd's own lookups. Also the
+/// PATH in the test image's config (it is Docker's default for containers).
 const SYS_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Default time limit for one docker CLI call.
 const CMD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -103,6 +110,11 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("kill", scenario_kill),
     ("tty-run", scenario_tty_run),
     ("tty-exec", scenario_tty_exec),
+    ("image-save-load", scenario_image_save_load),
+    (
+        "image-load-berth-archive",
+        scenario_image_load_berth_archive,
+    ),
 ];
 
 #[test]
@@ -224,7 +236,7 @@ fn docker_engine_runs_containers_on_berth_runtime() {
     eprintln!("docker_runtime summary (runtime {}):", runtime.display());
     for (name, passed, elapsed) in &results {
         eprintln!(
-            "  {:<10} {:<6} {elapsed:>8.1?}",
+            "  {:<24} {:<6} {elapsed:>8.1?}",
             name,
             if *passed { "ok" } else { "FAILED" }
         );
@@ -724,6 +736,157 @@ fn scenario_tty_exec(d: &Daemon) {
     d.ok(&["rm", "-f", &id]);
 }
 
+/// Docker -> Berth: `docker save` of the test image loads into a Berth image store
+/// with its tag, Docker's image ID, its config, and its layer unpacked.
+fn scenario_image_save_load(d: &Daemon) {
+    let dir = d.dir.join("image-save-load");
+    fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("docker-save.tar");
+    d.ok(&["save", IMAGE, "-o", &archive.display().to_string()]);
+    let docker_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", IMAGE]);
+    let docker_config = d.ok(&["image", "inspect", "-f", "{{json .Config}}", IMAGE]);
+    let docker_config: serde_json::Value = serde_json::from_str(&docker_config).unwrap();
+
+    let store = ImageStore::open(&dir.join("berth")).expect("opening a Berth image store");
+    let loaded = store
+        .load(fs::File::open(&archive).unwrap())
+        .expect("ImageStore::load of docker save's archive");
+    assert_eq!(loaded.len(), 1, "images loaded: {loaded:?}");
+    assert_eq!(loaded[0].id.to_string(), docker_id.trim(), "image ID");
+    let tags: Vec<String> = loaded[0].tags.iter().map(|t| t.familiar_string()).collect();
+    assert_eq!(tags, [IMAGE], "tags of the loaded image");
+
+    let inspect = store.inspect(IMAGE).expect("inspecting the loaded image");
+    assert_eq!(
+        inspect["Id"].as_str(),
+        Some(docker_id.trim()),
+        "{inspect:#}"
+    );
+    assert_eq!(
+        docker_config["Cmd"],
+        serde_json::json!(["sh"]),
+        "{docker_config:#}"
+    );
+    for key in ["Cmd", "Env"] {
+        assert_eq!(
+            inspect["Config"][key], docker_config[key],
+            "Config.{key}: Berth {inspect:#}"
+        );
+    }
+
+    // The layer is unpacked: a container snapshot of the image has /bin/busybox.
+    let layers = store.snapshotter().layers().unwrap();
+    assert_eq!(layers.len(), 1, "layer snapshots: {layers:?}");
+    let snap = "image-save-load";
+    store
+        .snapshotter()
+        .prepare(snap, Some(&layers[0].chain_id))
+        .unwrap();
+    let target = dir.join("mnt");
+    fs::create_dir_all(&target).unwrap();
+    {
+        let _mounted = store.snapshotter().mount(snap, &target).unwrap();
+        let busybox =
+            fs::metadata(target.join("bin/busybox")).expect("/bin/busybox in the snapshot");
+        assert!(
+            busybox.is_file() && busybox.mode() & 0o111 != 0,
+            "{busybox:?}"
+        );
+    }
+    store.snapshotter().remove(snap).unwrap();
+    drop(store);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Berth -> Docker: an image made by `ImageStore::import` (a plain, then a
+/// gzip-compressed layer) and written by `ImageStore::save` is accepted by
+/// `docker load`, keeps its ID, and runs its CMD.
+fn scenario_image_load_berth_archive(d: &Daemon) {
+    let dir = d.dir.join("image-load-berth");
+    fs::create_dir_all(&dir).unwrap();
+    let store = ImageStore::open(&dir.join("berth")).expect("opening a Berth image store");
+    let rootfs = berth_e2e::busybox_rootfs();
+    for (tag, tar_flags) in [
+        ("berth-made/busybox:1", "-cf"),
+        ("berth-made/busybox:gz", "-czf"),
+    ] {
+        let mut tar = Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(&rootfs)
+            .args([tar_flags, "-", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning tar");
+        let reference = Reference::parse_normalized(tag).unwrap();
+        let id = store
+            .import(
+                tar.stdout.take().unwrap(),
+                &[r#"CMD ["echo","hello-from-berth"]"#.to_string()],
+                None,
+                Some(&reference),
+            )
+            .expect("ImageStore::import");
+        assert!(tar.wait().unwrap().success(), "tar of the rootfs failed");
+
+        let archive = dir.join("berth-save.tar");
+        store
+            .save(&[tag.to_string()], fs::File::create(&archive).unwrap())
+            .expect("ImageStore::save");
+        let layer_magic = archive_layer_head(&archive);
+        assert_eq!(
+            layer_magic.starts_with(&[0x1f, 0x8b]),
+            tar_flags == "-czf",
+            "layer of {tag} in Berth's archive starts with {layer_magic:02x?}"
+        );
+        let out = d.docker_t(
+            &["load", "-i", &archive.display().to_string()],
+            None,
+            Duration::from_secs(60),
+        );
+        out.expect_code(0);
+        assert!(out.stdout.contains(tag), "docker load output\n{out}");
+        assert_eq!(
+            d.ok(&["image", "inspect", "-f", "{{.Id}}", tag]).trim(),
+            id.to_string(),
+            "Docker's ID for the image Berth saved"
+        );
+        d.docker(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME_NAME,
+            "--network",
+            "none",
+            tag,
+        ])
+        .expect_stdout("hello-from-berth\n");
+        d.ok(&["rmi", tag]);
+        let _ = fs::remove_file(&archive);
+    }
+    drop(store);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The first bytes of the (only) layer blob in a `docker save`-style archive.
+fn archive_layer_head(archive: &Path) -> Vec<u8> {
+    let extract = |member: &str| {
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(archive)
+            .arg(member)
+            .output()
+            .expect("running tar");
+        assert!(out.status.success(), "tar -xOf {member}: {out:?}");
+        out.stdout
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&extract("manifest.json")).unwrap();
+    let layer = manifest[0]["Layers"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no layer in manifest.json: {manifest}"))
+        .to_string();
+    extract(&layer).into_iter().take(4).collect()
+}
+
 // ---------------------------------------------------------------------------
 // The private daemon
 // ---------------------------------------------------------------------------
@@ -957,7 +1120,16 @@ impl Daemon {
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawning tar");
-        let mut import = self.docker_cmd(&["import", "-", IMAGE]);
+        // The official busybox image's config, so image-save-load has a Cmd and Env to compare.
+        let mut import = self.docker_cmd(&[
+            "import",
+            "--change",
+            &format!("ENV PATH={SYS_PATH}"),
+            "--change",
+            r#"CMD ["sh"]"#,
+            "-",
+            IMAGE,
+        ]);
         import.stdin(tar.stdout.take().unwrap());
         let out = run_with_timeout(import, None, Duration::from_secs(120));
         let tar_status = tar.wait().expect("waiting for tar");
