@@ -13,10 +13,15 @@
 //! - [`ImageStore::save`] / [`ImageStore::load`] (Docker archives, OCI layouts), `archive.rs`.
 //! - [`ImageStore::tag`], [`ImageStore::untag`], [`ImageStore::remove`] (`docker rmi`), here.
 //! - [`ImageStore::list`], [`ImageStore::inspect`], [`ImageStore::history`], `list.rs`.
+//! - [`ImageStore::create_rw`], [`ImageStore::remove_rw`], [`ImageStore::changes`],
+//!   [`ImageStore::commit`], [`ImageStore::export`] (container snapshots), `container_ops.rs`.
+//! - [`ImageStore::prune`], [`ImageStore::df`], `prune.rs`.
 
 mod archive;
+mod container_ops;
 mod import;
 mod list;
+mod prune;
 mod time;
 
 use std::io::{self, Read};
@@ -34,6 +39,7 @@ use crate::{ChainId, DiffId, Digest, Reference};
 pub use archive::LoadedImage;
 pub use import::{apply_changes, parse_change};
 pub use list::{HistoryEntry, ImageSummary, ListFilters};
+pub use prune::{DiskUsage, PruneReport};
 
 /// One line of `docker rmi` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +99,10 @@ impl ImageStore {
         self.meta.expire_leases()?;
         self.snapshotter.cleanup()?;
         let tmp = self.root.join("tmp");
+        // A crashed export may have left a snapshot mounted there: never delete through it.
+        if tmp.exists() {
+            snapshot::mounts::unmount_all_under(&tmp)?;
+        }
         match std::fs::remove_dir_all(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
