@@ -155,9 +155,12 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    Ok(())
+    let r = serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from).and_then(|()| writeln!(out));
+    match r {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn run(cli: &Cli) -> Result<i32> {
