@@ -7,6 +7,7 @@
 //! - [`runtime_bin`], [`unique_id`], [`target_dir`]: small helpers.
 
 mod bundle;
+pub mod dockerd;
 mod process;
 mod rootfs;
 mod runtime;
