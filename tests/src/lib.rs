@@ -6,6 +6,7 @@
 //!   private `--root` state dir.
 //! - [`runtime_bin`], [`unique_id`], [`target_dir`]: small helpers.
 
+pub mod berthd;
 mod bundle;
 pub mod dockerd;
 mod process;

@@ -1,0 +1,42 @@
+//! The engine's settings, filled by berthd from its flags and daemon.json.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub monitor_bin: PathBuf,
+    /// Host path of the init bind-mounted at /sbin/docker-init for `--init`.
+    pub init_bin: Option<PathBuf>,
+    pub default_pids_limit: Option<i64>,
+    pub default_shm_size: u64,
+    /// Parent of every container's cgroup ("berth" -> /berth/<id>).
+    pub cgroup_parent: String,
+    pub systemd_cgroup: bool,
+    pub debug: bool,
+    /// daemon.json "log-driver": json-file or none.
+    pub log_driver: String,
+}
+
+impl EngineConfig {
+    pub fn new(data_root: PathBuf, exec_root: PathBuf, monitor_bin: PathBuf) -> EngineConfig {
+        EngineConfig {
+            data_root,
+            exec_root,
+            monitor_bin,
+            init_bin: None,
+            default_pids_limit: None,
+            default_shm_size: 64 << 20,
+            cgroup_parent: "berth".into(),
+            systemd_cgroup: false,
+            debug: false,
+            log_driver: "json-file".into(),
+        }
+    }
+
+    /// berth-runtime's state root.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.exec_root.join("runtime")
+    }
+}

@@ -1,0 +1,160 @@
+//! berthd judged by the real docker CLI (v28): the container lifecycle, errors and exit codes
+//! as against Docker, and live restore across a kill -9 of the daemon. Root only.
+
+use std::time::Duration;
+
+use berth_e2e::berthd::Berthd;
+use berth_e2e::dockerd::poll;
+
+fn root() -> bool {
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root {
+        eprintln!("skipped: needs root");
+    }
+    root && berth_e2e::find_in_path("docker").is_some()
+}
+
+fn daemon() -> Berthd {
+    let d = Berthd::start();
+    d.import_busybox("busybox:latest");
+    d
+}
+
+fn state(d: &Berthd, name: &str) -> String {
+    d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name])
+}
+
+#[test]
+fn system_endpoints() {
+    if !root() {
+        return;
+    }
+    let d = Berthd::start();
+    assert_eq!(d.ok(&["version", "--format", "{{.Server.APIVersion}}"]), berth_api_version());
+    let info = d.ok(&["info", "--format", "{{.Driver}} {{.CgroupDriver}} {{.NCPU}} {{.OSType}}"]);
+    assert!(info.ends_with("cgroupfs 2 linux") || info.contains("cgroupfs"), "{info}");
+    d.import_busybox("busybox:latest");
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images, "busybox:latest");
+    assert_eq!(d.ok(&["info", "--format", "{{.Images}}"]), "1");
+}
+
+fn berth_api_version() -> &'static str {
+    "1.47"
+}
+
+#[test]
+fn run_attached_output_and_exit_codes() {
+    if !root() {
+        return;
+    }
+    let d = daemon();
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"]);
+    o.expect_code(0);
+    assert_eq!(o.stdout, "out\n", "{o}");
+    assert_eq!(o.stderr, "err\n", "{o}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "--rm removed the container");
+
+    let o = d.docker(&["run", "--name", "three", "busybox", "sh", "-c", "exit 3"]);
+    o.expect_code(3);
+    assert_eq!(state(&d, "three"), "exited 3");
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("three Exited (3)"), "{ps}");
+
+    // Not found: 127 like Docker, and the container stays with its error.
+    let o = d.docker(&["run", "--name", "nf", "busybox", "no-such-command"]);
+    o.expect_code(127);
+    assert!(o.stderr.contains("executable file not found"), "{o}");
+
+    // stdin through attach.
+    let o = d.docker_in(&["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"], Some(b"hello\n".to_vec()));
+    o.expect_stdout("HELLO\n");
+
+    let o = d.docker(&["logs", "three"]);
+    o.expect_code(0);
+    let o = d.docker(&["run", "--name", "logged", "busybox", "sh", "-c", "echo one; echo two >&2"]);
+    o.expect_code(0);
+    let o = d.docker(&["logs", "logged"]);
+    assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("one\n", "two\n"), "{o}");
+    assert_eq!(d.ok(&["logs", "--tail", "1", "logged"]), "");
+}
+
+#[test]
+fn detached_lifecycle() {
+    if !root() {
+        return;
+    }
+    let d = daemon();
+    let id = d.ok(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
+    assert_eq!(id.len(), 64);
+    assert_eq!(state(&d, "web"), "running 0");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Command}} {{.Status}}"]);
+    assert!(ps.starts_with("web \"sleep 1000\" Up"), "{ps}");
+    let top = d.ok(&["top", "web"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+
+    // Name conflicts and removal of a running container are refused as Docker refuses them.
+    let o = d.docker(&["create", "--name", "web", "busybox"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("Conflict. The container name \"/web\" is already in use"), "{o}");
+    let o = d.docker(&["rm", "web"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("cannot remove container \"/web\": container is running"), "{o}");
+
+    d.ok(&["pause", "web"]);
+    assert_eq!(state(&d, "web"), "paused 0");
+    d.ok(&["unpause", "web"]);
+    d.ok(&["stop", "-t", "1", "web"]);
+    let st = state(&d, "web");
+    assert!(st == "exited 137" || st == "exited 143", "{st}");
+    d.ok(&["start", "web"]);
+    assert_eq!(state(&d, "web"), "running 0");
+    d.ok(&["restart", "-t", "0", "web"]);
+    assert_eq!(state(&d, "web"), "running 0");
+    // sleep as PID 1 has no handler: TERM is ignored, as under Docker; KILL is not.
+    d.ok(&["kill", "-s", "TERM", "web"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(&d, "web"), "running 0");
+    d.ok(&["kill", "web"]);
+    poll("web to exit", Duration::from_secs(10), || (state(&d, "web") == "exited 137").then_some(()));
+    d.ok(&["rename", "web", "web2"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Name}}", &id[..12]]), "/web2");
+    d.ok(&["rm", "web2"]);
+    let o = d.docker(&["inspect", "web2"]);
+    o.expect_code(1);
+    assert!(o.stderr.contains("No such object: web2") || o.stderr.contains("No such container"), "{o}");
+
+    let o = d.docker(&["run", "--cap-add", "NOPE", "busybox", "true"]);
+    o.expect_code(125);
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "a refused create leaves nothing");
+
+    // docker wait and restart policies.
+    d.ok(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]);
+    poll("two restarts", Duration::from_secs(20), || {
+        (d.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "flaky"]) == "2 exited").then_some(())
+    });
+    assert!(d.leaks().iter().all(|l| !l.starts_with("monitor")), "{:?}", d.leaks());
+}
+
+#[test]
+fn containers_survive_daemon_kill9() {
+    if !root() {
+        return;
+    }
+    let mut d = daemon();
+    d.ok(&["run", "-d", "--name", "long", "busybox", "sleep", "1000"]);
+    d.ok(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 2; exit 7"]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "long"]);
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    d.launch();
+    assert_eq!(state(&d, "long"), "running 0");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "long"]), pid);
+    assert_eq!(state(&d, "short"), "exited 7", "an exit while berthd was down is recorded");
+    assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 2, "no container lost or duplicated");
+    d.ok(&["stop", "-t", "1", "long"]);
+    d.ok(&["rm", "long", "short"]);
+    let leaks = d.leaks();
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
