@@ -158,3 +158,77 @@ fn containers_survive_daemon_kill9() {
     let leaks = d.leaks();
     assert!(leaks.is_empty(), "{leaks:?}");
 }
+
+#[test]
+fn diff_commit_export_update_events() {
+    if !root() {
+        return;
+    }
+    let d = daemon();
+    let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(!since.is_empty());
+    d.ok(&["run", "--name", "fs", "busybox", "sh", "-c", "echo hi > /new; rm /bin/true; mkdir /tmp/d"]);
+    let diff = d.ok(&["diff", "fs"]);
+    for line in ["A /new", "C /bin", "D /bin/true", "A /tmp/d"] {
+        assert!(diff.lines().any(|l| l == line), "{line} missing from\n{diff}");
+    }
+    let id = d.ok(&["commit", "-m", "msg", "-c", "CMD [\"cat\", \"/new\"]", "fs", "snap:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(d.ok(&["run", "--rm", "snap:1"]), "hi");
+    let hist = d.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "snap:1"]);
+    assert!(hist.lines().next().is_some_and(|l| l.starts_with("sh -c echo hi") && l.ends_with("|msg")), "{hist}");
+    let tar = d.dir.path().join("fs.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), "fs"]);
+    let list = std::process::Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(names.lines().any(|l| l.trim_start_matches("./") == "new"), "export lacks /new");
+    assert!(!names.lines().any(|l| l.trim_start_matches("./") == "bin/true"), "export has a deleted file");
+
+    // update on a running container reaches its cgroup.
+    d.ok(&["run", "-d", "--name", "upd", "-m", "64m", "busybox", "sleep", "100"]);
+    d.ok(&["update", "--memory", "100m", "upd"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "upd"]), "104857600");
+    let o = d.docker(&["update", "--memory", "2GB", "upd"]);
+    assert!(o.stderr.contains("Memory limit should be smaller than already set memoryswap limit"), "{o}");
+    d.ok(&["update", "--memory", "2GB", "--memory-swap", "4GB", "upd"]);
+    let cg = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/{}/{}/memory.limit_in_bytes",
+        d.cgroup_parent,
+        d.ok(&["inspect", "-f", "{{.Id}}", "upd"])
+    ));
+    if let Ok(v) = cg {
+        assert_eq!(v.trim(), "2147483648");
+    }
+    d.ok(&["rm", "-f", "upd"]);
+
+    // Events: what happened, filtered.
+    let ev = d.ok(&["events", "--since", "0", "--until", "0s", "--filter", "container=fs", "--format", "{{.Action}}"]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for a in ["create", "attach", "start", "die", "commit"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+}
+
+#[test]
+fn restart_always_after_host_reboot() {
+    if !root() {
+        return;
+    }
+    let mut d = daemon();
+    d.ok(&["run", "-d", "--name", "svc", "--restart", "always", "busybox", "sleep", "1000"]);
+    d.ok(&["run", "-d", "--name", "oneshot", "busybox", "sleep", "1000"]);
+    let old = d.ok(&["inspect", "-f", "{{.State.Pid}}", "svc"]);
+    // A reboot: the daemon, every monitor and every container process die, /run is emptied.
+    d.kill9();
+    for pid in d.monitors() {
+        berth_e2e::dockerd::signal(pid, "KILL");
+    }
+    berth_e2e::dockerd::signal(old.parse().unwrap(), "KILL");
+    poll("monitors to go", Duration::from_secs(10), || d.monitors().is_empty().then_some(()));
+    d.launch();
+    poll("svc to come back", Duration::from_secs(10), || (state(&d, "svc") == "running 0").then_some(()));
+    assert_ne!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "svc"]), old);
+    let st = state(&d, "oneshot");
+    assert!(st.starts_with("exited"), "{st}");
+    d.ok(&["rm", "-f", "svc", "oneshot"]);
+}

@@ -81,6 +81,8 @@ struct Side<'a> {
     name: &'a str,
     docker: CliFn<'a>,
     sock: &'a Path,
+    /// Extra `run` flags this side needs here.
+    run_args: Vec<&'a str>,
 }
 
 #[derive(Default, Clone)]
@@ -98,18 +100,25 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
         let mut v = Vec::new();
         for _ in 0..a.iterations {
             let mut args = vec!["run", "--rm"];
+            args.extend_from_slice(&s.run_args);
             args.extend_from_slice(extra);
             args.extend_from_slice(&["busybox", "true"]);
             v.push(timed((s.docker)(&args))?);
         }
         Ok(median(v))
     };
-    timed((s.docker)(&["run", "--rm", "busybox", "true"]))?; // warm-up
+    let mut warm = vec!["run", "--rm"];
+    warm.extend_from_slice(&s.run_args);
+    warm.extend_from_slice(&["busybox", "true"]);
+    timed((s.docker)(&warm))?;
     r.run = run(&[])?;
     r.run_none = run(&["--network", "none"])?;
     let t = Instant::now();
     for _ in 0..a.detached {
-        timed((s.docker)(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]))?;
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(&s.run_args);
+        args.extend_from_slice(&["--network", "none", "busybox", "sleep", "1000"]);
+        timed((s.docker)(&args))?;
     }
     r.detached = t.elapsed();
     eprintln!("{}: {} detached containers started in {:.2?}", s.name, a.detached, r.detached);
@@ -163,7 +172,8 @@ fn podman_measure(a: &Args) -> Result<Row, String> {
         c
     };
     import_busybox(&cmd)?;
-    let side = Side { name: "podman", docker: Box::new(cmd), sock: Path::new("/nonexistent") };
+    // Podman raises RLIMIT_NOFILE by default, which this host (no CAP_SYS_RESOURCE) refuses.
+    let side = Side { name: "podman", docker: Box::new(cmd), sock: Path::new("/nonexistent"), run_args: vec!["--ulimit", "host"] };
     let r = measure(&side, a);
     remove_all(&side);
     let _ = Command::new("umount").arg("-R").arg(&root).stderr(Stdio::null()).status();
@@ -189,8 +199,8 @@ fn run(a: &Args) -> Result<(), String> {
     let berthd = Berthd::start();
     let idle_rss = kib(berthd.pid(), "VmRSS:", "status");
     let result = (|| -> Result<(Row, Row, u64, u64, u64), String> {
-        let dk = Side { name: "docker", docker: Box::new(|args: &[&str]| dockerd.docker_cmd(args)), sock: &dockerd.sock };
-        let bt = Side { name: "berth", docker: Box::new(|args: &[&str]| berthd.docker_cmd(args)), sock: &berthd.socket };
+        let dk = Side { name: "docker", docker: Box::new(|args: &[&str]| dockerd.docker_cmd(args)), sock: &dockerd.sock, run_args: vec![] };
+        let bt = Side { name: "berth", docker: Box::new(|args: &[&str]| berthd.docker_cmd(args)), sock: &berthd.socket, run_args: vec![] };
         import_busybox(&*dk.docker)?;
         import_busybox(&*bt.docker)?;
         let mut rows = Vec::new();

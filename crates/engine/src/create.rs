@@ -57,6 +57,13 @@ impl Engine {
             config.hostname = id[..12].to_owned();
         }
         let warnings = self.validate_host_config(&config, &host)?;
+        // Docker stores these defaults in the HostConfig at create.
+        if host.resources.memory > 0 && host.resources.memory_swap == 0 {
+            host.resources.memory_swap = host.resources.memory * 2;
+        }
+        if host.shm_size == 0 {
+            host.shm_size = self.cfg.default_shm_size as i64;
+        }
         if host.log_config.typ.is_empty() {
             host.log_config.typ = self.cfg.log_driver.clone();
         }

@@ -12,11 +12,13 @@ mod lifecycle;
 pub mod names;
 mod query;
 pub mod record;
+mod snapshot_ops;
 mod spec;
 pub mod state;
 pub mod logs;
 pub mod store;
 mod supervise;
+pub mod update;
 pub mod system;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +31,7 @@ pub use config::EngineConfig;
 pub use error::{Error, Result};
 pub use lifecycle::WaitCondition;
 pub use query::ListOptions;
+pub use snapshot_ops::CommitRequest;
 
 use crate::events::Events;
 use crate::record::Record;

@@ -11,7 +11,7 @@ use crate::etcfiles::EtcPaths;
 use crate::record::Record;
 use crate::Engine;
 
-fn daemon_defaults(e: &Engine) -> berth_spec::DaemonDefaults {
+pub(crate) fn daemon_defaults(e: &Engine) -> berth_spec::DaemonDefaults {
     berth_spec::DaemonDefaults {
         default_pids_limit: e.cfg.default_pids_limit,
         default_shm_size: e.cfg.default_shm_size,

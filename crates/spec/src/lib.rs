@@ -308,3 +308,16 @@ fn cgroups_path(container_parent: &str, daemon_parent: &str, id: &str) -> PathBu
 
 #[cfg(test)]
 mod tests;
+
+/// `docker update`: the cgroup limits of `r` (already merged with the container's current
+/// resources), validated as at create; devices are left as they are. Returns Docker's warnings.
+pub fn update_resources(r: &berth_api::container_config::Resources, daemon: &DaemonDefaults, info: &HostInfo) -> Result<(LinuxResources, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let limits = resources::limits(r, daemon, info, &mut warnings)?;
+    let mut out = LinuxResources::default();
+    out.set_memory(limits.memory);
+    out.set_cpu(limits.cpu);
+    out.set_pids(limits.pids);
+    out.set_block_io(limits.block_io);
+    Ok((out, warnings))
+}

@@ -155,3 +155,47 @@ pub async fn logs(State(e): State<S>, Path(id): Path<String>, Query(q): Query<Q>
     let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
     Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
 }
+
+pub async fn update(State(e): State<S>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let upd: berth_engine::update::UpdateConfig = params::json_body(&body)?;
+    let warnings = blocking(move || e.update_container(&id, &upd)).await?;
+    Ok(Json(berth_api::container::UpdateResponse { warnings }).into_response())
+}
+
+pub async fn changes(State(e): State<S>, Path(id): Path<String>) -> ApiResult<Response> {
+    let list = blocking(move || e.changes(&id)).await?;
+    let v: Vec<serde_json::Value> = list.into_iter().map(|(p, k)| serde_json::json!({ "Path": p, "Kind": k })).collect();
+    Ok(Json(v).into_response())
+}
+
+pub async fn export(State(e): State<S>, Path(id): Path<String>) -> ApiResult<Response> {
+    {
+        let (e, id) = (e.clone(), id.clone());
+        blocking(move || e.get(&id)).await?;
+    }
+    let (mut w, body) = crate::streams::ChannelWriter::new();
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = e.export(&id, &mut w) {
+            w.fail(std::io::Error::other(err.to_string()));
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+/// `POST /commit?container=...&repo=...&tag=...&comment=...&author=...&pause=...&changes=...`
+pub async fn commit(State(e): State<S>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> ApiResult<Response> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+    let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let container = get("container").ok_or_else(|| ApiError::bad_request("container is required"))?;
+    let q: Q = pairs.iter().cloned().collect();
+    let req = berth_engine::CommitRequest {
+        repo: get("repo"),
+        tag: get("tag"),
+        message: get("comment"),
+        author: get("author"),
+        changes: pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).filter(|v| !v.is_empty()).collect(),
+        pause: !q.contains_key("pause") || flag(&q, "pause"),
+    };
+    let id = blocking(move || e.commit(&container, &req)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id })).into_response()).into_response())
+}
