@@ -68,6 +68,11 @@ impl JsonLog {
         self.flush();
     }
 
+    /// Lets go of the write buffer (kept between writes while output flows).
+    pub(crate) fn shrink(&mut self) {
+        self.out = Vec::new();
+    }
+
     /// At EOF: the unterminated last lines are entries too.
     pub(crate) fn finish(&mut self) {
         let ts = sys::now();

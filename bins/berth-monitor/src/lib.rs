@@ -14,6 +14,7 @@ mod jsonlog;
 pub mod monitor;
 mod relay;
 mod sys;
+mod trim;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -186,12 +186,11 @@ fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
         let outputs = [io.outputs[0].take(), io.outputs[1].take()];
         Ok(Relay::new(cfg, init_pid, created.oom, outputs, io.stdin.take(), master, log, listener, sigfd))
     })();
-    rest.map_err(|e| {
+    rest.inspect_err(|_| {
         let _ = children::delete(&cfg.runtime_root, &cfg.id);
         let _ = sys::waitpid(init_pid, 0);
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(crate::pid_path(&cfg.bundle));
-        e
     })
 }
 

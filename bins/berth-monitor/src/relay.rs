@@ -19,6 +19,8 @@ const READ_BUF: usize = 16 * 1024;
 const INPUT_BUF: usize = 4096;
 /// After the init exits: how long the rest of the output may take to arrive.
 const DRAIN_MS: i64 = 2000;
+/// Quiet time after activity before memory is given back again.
+const IDLE_TRIM_MS: libc::c_int = 10_000;
 /// Then: how long attached clients get to take what is queued for them.
 const CLIENT_FLUSH_MS: i64 = 2000;
 
@@ -105,6 +107,10 @@ impl<'a> Relay<'a> {
         // Children that exited before the signalfd existed sent a SIGCHLD nobody saw.
         self.reap();
         let mut deadline = i64::MAX;
+        // Give memory back: first what setup faulted in, later what a burst of activity did,
+        // once things have been quiet for IDLE_TRIM_MS.
+        let mut trim = true;
+        let mut active = false;
         loop {
             if self.status.is_some() && !self.exiting {
                 self.begin_exit();
@@ -113,18 +119,51 @@ impl<'a> Relay<'a> {
             if self.exiting && (self.outputs.iter().all(Option::is_none) || sys::monotonic_ms() >= deadline) {
                 break;
             }
+            if trim {
+                self.shrink();
+                // Inlined here, and nothing below calls out of this function until poll returns
+                // (see trim), so the idle loop keeps just its own code resident.
+                crate::trim::release_binary_pages();
+                trim = false;
+            }
             self.build_pollset();
-            let timeout = if self.exiting { (deadline - sys::monotonic_ms()).clamp(0, DRAIN_MS) as libc::c_int } else { -1 };
+            let timeout = match (self.exiting, active) {
+                (true, _) => (deadline - sys::monotonic_ms()).clamp(0, DRAIN_MS) as libc::c_int,
+                (false, true) => IDLE_TRIM_MS,
+                (false, false) => -1,
+            };
             // SAFETY: pfds is a valid array of pollfds.
             let n = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as libc::nfds_t, timeout) };
-            if n <= 0 {
-                continue;
+            if n == 0 && active && !self.exiting {
+                active = false;
+                trim = true;
             }
-            self.dispatch();
+            if n > 0 {
+                self.dispatch();
+                active = true;
+            }
         }
         self.finish()
     }
 
+    /// Frees buffers a burst grew, and the heap's free pages; sizes the poll set so that the
+    /// idle loop does not allocate.
+    #[inline(never)]
+    fn shrink(&mut self) {
+        self.buf = Vec::new();
+        if self.input_off >= self.input.len() {
+            self.input = Vec::new();
+            self.input_off = 0;
+        }
+        if let Some(log) = &mut self.log {
+            log.shrink();
+        }
+        self.pfds = Vec::with_capacity(FIRST_CLIENT + self.clients.len());
+        // SAFETY: glibc's malloc_trim only returns free memory to the kernel.
+        unsafe { libc::malloc_trim(0) };
+    }
+
+    #[inline(always)]
     fn build_pollset(&mut self) {
         let pfd = |fd: RawFd, events: libc::c_short| libc::pollfd { fd, events, revents: 0 };
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
@@ -151,6 +190,8 @@ impl<'a> Relay<'a> {
         }
     }
 
+    // Out of line: the loop that waits stays small, so its code is one page-cache window.
+    #[inline(never)]
     fn dispatch(&mut self) {
         if self.pfds[SIG].revents != 0 {
             sys::drain_signalfd(self.sigfd.as_raw_fd());
@@ -168,19 +209,14 @@ impl<'a> Relay<'a> {
         if self.pfds[LISTEN].revents != 0 {
             self.accept();
         }
-        let mut dead = false;
         for i in 0..polled {
             let revents = self.pfds[FIRST_CLIENT + i].revents;
             if revents != 0 && !self.client_event(i, revents) {
-                self.clients[i].read_closed = true;
-                self.clients[i].hup = true;
                 self.clients[i].dead = true;
-                dead = true;
             }
         }
-        if dead {
-            self.drop_dead();
-        }
+        // Only now: removing shifts clients, and the poll set's slots follow their order.
+        self.drop_dead();
     }
 
     /// Reaps every child (the monitor is a subreaper: processes of the container can end up
@@ -221,16 +257,12 @@ impl<'a> Relay<'a> {
         let mut header = [(s + 1) as u8, 0, 0, 0, 0, 0, 0, 0];
         header[4..].copy_from_slice(&(n as u32).to_be_bytes());
         let header: &[u8] = if tty { &[] } else { &header };
-        let mut dead = false;
-        for c in self.clients.iter_mut().filter(|c| c.attached) {
+        for c in self.clients.iter_mut().filter(|c| c.attached && !c.dead) {
             let wants = if s == 0 { c.stdout } else { c.stderr };
             if wants && !c.send(header, data) {
+                // Removed at the end of dispatch.
                 c.dead = true;
-                dead = true;
             }
-        }
-        if dead {
-            self.drop_dead();
         }
     }
 
@@ -277,6 +309,9 @@ impl<'a> Relay<'a> {
 
     /// Handles poll events of client `i`. Returns false when it is to be dropped.
     fn client_event(&mut self, i: usize, revents: libc::c_short) -> bool {
+        if self.clients[i].dead {
+            return false;
+        }
         if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             self.clients[i].hup = true;
         }
@@ -387,6 +422,7 @@ impl<'a> Relay<'a> {
 
     /// The init has exited: note OOM (before the cgroup goes), delete the container (killing
     /// what is left, so the output reaches EOF), stop taking connections and input.
+    #[inline(never)]
     fn begin_exit(&mut self) {
         self.exiting = true;
         self.oom_killed = self.oom.fired();
@@ -399,6 +435,7 @@ impl<'a> Relay<'a> {
         self.input_off = 0;
     }
 
+    #[inline(never)]
     fn finish(mut self) -> Outcome {
         if let Some(log) = &mut self.log {
             log.finish();

@@ -199,7 +199,7 @@ pub(crate) fn now() -> (i64, u32) {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as i64, ts.tv_nsec as u32)
+    (ts.tv_sec, ts.tv_nsec as u32)
 }
 
 /// CLOCK_MONOTONIC in milliseconds, for deadlines.
@@ -207,7 +207,7 @@ pub(crate) fn monotonic_ms() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// The start time (field 22 of /proc/<pid>/stat) and state letter of a process.
@@ -288,7 +288,8 @@ mod tests {
     fn own_stat_is_readable() {
         let (start, state) = proc_stat(std::process::id() as i32).unwrap();
         assert!(start > 0);
-        assert_eq!(state, b'R');
+        // The main thread's state: running, or asleep while this test's thread runs.
+        assert!(matches!(state, b'R' | b'S'), "{}", state as char);
     }
 
     #[test]
