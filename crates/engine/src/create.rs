@@ -7,7 +7,7 @@ use berth_api::container_config::{ContainerConfig, HostConfig};
 use crate::error::{Error, Result};
 use crate::record::Record;
 use crate::state::State;
-use crate::{etcfiles, lock, names, Engine};
+use crate::{lock, names, Engine};
 
 pub struct Created {
     pub id: String,
@@ -71,25 +71,14 @@ impl Engine {
             return Err(Error::InvalidParameter(format!("logging driver {} is not supported (json-file, none)", host.log_config.typ)));
         }
 
-        // Apply: snapshot, files, record. A crash between them leaves a snapshot no record
-        // names, which `restore` removes at the next start.
+        // Apply: snapshot, then record. A crash between them leaves a snapshot no record names,
+        // which `restore` removes at the next start. The container's files (/etc files, log)
+        // are made at start.
         self.images.create_rw(&id, &image_id.to_string())?;
         let undo = |e: Error| -> Error {
-            let _ = std::fs::remove_dir_all(self.container_dir(&id));
             let _ = self.images.remove_rw(&id);
             e
         };
-        let dir = self.container_dir(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| undo(Error::io("create", &dir, e)))?;
-        let host_net = host.network_mode == "host";
-        etcfiles::write_all(
-            &etcfiles::EtcPaths::in_dir(&dir),
-            &config.hostname,
-            &config.domainname,
-            host_net,
-            host.extra_hosts.as_deref().unwrap_or_default(),
-        )
-        .map_err(undo)?;
         let rec = Record {
             id: id.clone(),
             name,

@@ -75,6 +75,7 @@ impl Engine {
         let rootfs = bundle.join("rootfs");
         self.clean_runtime_leftovers(id);
         std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
+        self.write_container_files(rec)?;
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
         let spec = match self.build_spec(rec, &rootfs) {
             Ok(s) => s,
@@ -142,6 +143,20 @@ impl Engine {
         }
         self.emit(rec, "start", &[]);
         Ok(())
+    }
+
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf in the bundle (tmpfs: regenerated at
+    /// every start, as Docker regenerates them), and the data-root dir that holds the log.
+    fn write_container_files(&self, rec: &Record) -> Result<()> {
+        let dir = self.container_dir(&rec.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        crate::etcfiles::write_all(
+            &crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id)),
+            &rec.config.hostname,
+            &rec.config.domainname,
+            rec.host_config.network_mode == "host",
+            rec.host_config.extra_hosts.as_deref().unwrap_or_default(),
+        )
     }
 
     /// A failed create: Docker keeps the container, records the error and the exit code the

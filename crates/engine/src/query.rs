@@ -70,7 +70,7 @@ fn command_line(rec: &Record) -> String {
 impl Engine {
     pub fn inspect(&self, name: &str, size: bool) -> Result<ContainerInspect> {
         let rec = self.get(name)?;
-        let dir = self.container_dir(&rec.id);
+        let dir = self.bundle_dir(&rec.id);
         let s = &rec.state;
         let (size_rw, size_root) = if size { self.sizes(&rec) } else { (None, None) };
         let driver = self.images.snapshotter().name().to_owned();

@@ -80,7 +80,7 @@ impl Engine {
 
     pub(crate) fn build_spec(&self, rec: &Record, rootfs: &Path) -> Result<Spec> {
         let daemon = daemon_defaults(self);
-        let etc = EtcPaths::in_dir(&self.container_dir(&rec.id));
+        let etc = EtcPaths::in_dir(&self.bundle_dir(&rec.id));
         let input = self.spec_input(&daemon, &rec.id, &rec.config, &rec.host_config, rootfs, Some(&etc))?;
         Ok(berth_spec::build(&input)?)
     }
