@@ -86,8 +86,7 @@ type Pending = tokio::sync::oneshot::Receiver<berth_engine::Result<std::os::unix
 fn async_stream_body(past: Vec<u8>, pending: Option<Pending>) -> Body {
     let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(past)) });
     let rest = futures_util::stream::once(async move {
-        let Some(p) = pending else { return None };
-        let s = p.await.ok()?.ok()?;
+        let s = pending?.await.ok()?.ok()?;
         s.set_nonblocking(true).ok()?;
         let s = tokio::net::UnixStream::from_std(s).ok()?;
         Some(tokio_util::io::ReaderStream::new(s))
