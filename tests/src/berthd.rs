@@ -15,12 +15,19 @@ pub struct Berthd {
     pub exec_root: PathBuf,
     /// Parent of the containers' cgroups, unique to this daemon.
     pub cgroup_parent: String,
+    /// More berthd flags (e.g. a TLS listener).
+    pub extra_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Berthd {
     /// Starts berthd (target/{debug,release}/berthd) and waits for its socket.
     pub fn start() -> Berthd {
+        Self::start_with(Vec::new())
+    }
+
+    /// Starts berthd with more flags.
+    pub fn start_with(extra_args: Vec<String>) -> Berthd {
         let dir = tempfile::Builder::new().prefix("berthd-test-").tempdir_in("/tmp").expect("temp dir");
         let cgroup_parent = format!("berth-test-{}", crate::unique_id("d"));
         let mut d = Berthd {
@@ -29,6 +36,7 @@ impl Berthd {
             exec_root: dir.path().join("exec"),
             dir,
             cgroup_parent,
+            extra_args,
             child: None,
         };
         d.launch();
@@ -55,6 +63,7 @@ impl Berthd {
             .arg(self.dir.path().join("daemon.json"))
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .args(&self.extra_args)
             .env("BERTH_MONITOR", crate::runtime_bin("berth-monitor"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -78,9 +78,16 @@ pub struct File {
     pub tlskey: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub enum Listen {
+    Unix(PathBuf),
+    /// TCP with TLS; clients must present a certificate signed by `ca`.
+    Tls { addr: String, ca: PathBuf, cert: PathBuf, key: PathBuf },
+}
+
 #[derive(Debug)]
 pub struct Settings {
-    pub socket: PathBuf,
+    pub listen: Vec<Listen>,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -118,23 +125,25 @@ impl Settings {
         let explicit = f.config_file != Path::new("/etc/berth/daemon.json");
         let file = read_file(&f.config_file, explicit)?;
         let hosts = if f.hosts.is_empty() { file.hosts.clone().unwrap_or_default() } else { f.hosts.clone() };
-        let host = match hosts.as_slice() {
-            [] => "unix:///run/berth/berth.sock".to_owned(),
-            [h] => h.clone(),
-            _ => bail!("berthd listens on one socket; got {}", hosts.join(", ")),
-        };
-        let socket = if let Some(p) = host.strip_prefix("unix://") {
-            PathBuf::from(p)
-        } else if host.starts_with("tcp://") || host.starts_with("fd://") {
-            let tls = f.tlsverify || file.tlsverify.unwrap_or(false);
-            let certs = [f.tlscacert.or(file.tlscacert), f.tlscert.or(file.tlscert), f.tlskey.or(file.tlskey)];
-            if !tls || certs.iter().any(Option::is_none) {
-                bail!("refusing to listen on {host}: a TCP socket needs --tlsverify with --tlscacert, --tlscert and --tlskey (client certificates are required)");
+        let hosts = if hosts.is_empty() { vec!["unix:///run/berth/berth.sock".to_owned()] } else { hosts };
+        let tls = f.tlsverify || file.tlsverify.unwrap_or(false);
+        let certs = (f.tlscacert.or(file.tlscacert), f.tlscert.or(file.tlscert), f.tlskey.or(file.tlskey));
+        let mut listen = Vec::new();
+        for host in hosts {
+            if let Some(p) = host.strip_prefix("unix://") {
+                listen.push(Listen::Unix(PathBuf::from(p)));
+            } else if let Some(addr) = host.strip_prefix("tcp://") {
+                let (Some(ca), Some(cert), Some(key)) = (&certs.0, &certs.1, &certs.2) else {
+                    bail!("refusing to listen on {host}: a TCP socket needs --tlsverify with --tlscacert, --tlscert and --tlskey (client certificates are required)");
+                };
+                if !tls {
+                    bail!("refusing to listen on {host} without --tlsverify: clients must present certificates");
+                }
+                listen.push(Listen::Tls { addr: addr.to_owned(), ca: ca.clone(), cert: cert.clone(), key: key.clone() });
+            } else {
+                bail!("invalid host {host}: expected unix:///path or tcp://host:port");
             }
-            bail!("listening on {host} with TLS is not implemented yet; use a unix socket");
-        } else {
-            bail!("invalid host {host}: expected unix:///path");
-        };
+        }
         if file.live_restore == Some(false) {
             bail!("live-restore cannot be disabled: Berth's containers always outlive the daemon");
         }
@@ -159,7 +168,7 @@ impl Settings {
             bail!("logging driver {log_driver} is not supported (json-file, none)");
         }
         Ok(Settings {
-            socket,
+            listen,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
             exec_root: f.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into()),
             pidfile: f.pidfile.or(file.pidfile).unwrap_or_else(|| "/run/berth/berthd.pid".into()),

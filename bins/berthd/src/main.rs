@@ -2,6 +2,7 @@
 //! run under their own monitors and keep running when berthd stops or is killed.
 
 mod config;
+mod tls;
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use config::{Flags, Settings};
+use config::{Flags, Listen, Settings};
 
 fn log(level: &str, msg: &str) {
     let now = berth_engine::system::now_rfc3339();
@@ -116,16 +117,44 @@ async fn run(s: Settings) -> Result<()> {
     let engine = tokio::task::spawn_blocking(move || berth_engine::Engine::open(cfg, handle))
         .await?
         .with_context(|| format!("open the engine under {}", s.data_root.display()))?;
-    let listener = bind_socket(&s.socket, s.group.as_deref())?;
-    log("info", &format!("API listen on {}", s.socket.display()));
+    let router = berth_server::app(engine);
+    let mut servers = tokio::task::JoinSet::new();
+    for l in &s.listen {
+        match l {
+            Listen::Unix(path) => {
+                let listener = bind_socket(path, s.group.as_deref())?;
+                let router = router.clone();
+                servers.spawn(async move {
+                    loop {
+                        let (stream, _) = listener.accept().await?;
+                        tokio::spawn(berth_server::serve_connection(stream, router.clone()));
+                    }
+                });
+                log("info", &format!("API listen on {}", path.display()));
+            }
+            Listen::Tls { addr, ca, cert, key } => {
+                let acceptor = tls::acceptor(&tls::TlsFiles { ca, cert, key })?;
+                let listener = tokio::net::TcpListener::bind(addr.as_str()).await.with_context(|| format!("listen on tcp://{addr}"))?;
+                servers.spawn(tls::serve(listener, acceptor, router.clone()));
+                log("info", &format!("API listen on tcp://{addr} (TLS, client certificates required)"));
+            }
+        }
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let result = tokio::select! {
-        r = berth_server::serve(listener, engine) => r.context("serve the API"),
+    let result: Result<()> = tokio::select! {
+        r = servers.join_next() => match r {
+            Some(Ok(Err(e))) => Err(anyhow::Error::from(e).context("serve the API")),
+            _ => Ok(()),
+        },
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
     // Containers keep running under their monitors; only the daemon's own files go.
-    let _ = std::fs::remove_file(&s.socket);
+    for l in &s.listen {
+        if let Listen::Unix(p) = l {
+            let _ = std::fs::remove_file(p);
+        }
+    }
     let _ = std::fs::remove_file(&s.pidfile);
     log("info", "daemon shut down; containers keep running");
     result

@@ -17,6 +17,7 @@ use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
+pub use axum::Router;
 pub use error::ApiError;
 
 fn version_tuple(v: &str) -> Option<(u32, u32)> {
@@ -55,32 +56,43 @@ fn with_headers(mut resp: Response<Body>) -> Response<Body> {
     resp
 }
 
+/// The API's routes over the engine: build once, then serve any number of connections.
+pub fn app(engine: Arc<Engine>) -> axum::Router {
+    routes::router(engine)
+}
+
 /// Serves connections until the listener fails.
 pub async fn serve(listener: tokio::net::UnixListener, engine: Arc<Engine>) -> std::io::Result<()> {
-    let router = routes::router(engine);
+    let router = app(engine);
     loop {
         let (stream, _) = listener.accept().await?;
-        let router = router.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                let router = router.clone();
-                async move {
-                    match strip_version(req.uri()) {
-                        Ok(Some(u)) => *req.uri_mut() = u,
-                        Ok(None) => {}
-                        Err(msg) => return Ok::<_, Infallible>(with_headers(ApiError::bad_request(msg).into_response_body())),
-                    }
-                    let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
-                    Ok(with_headers(resp))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades()
-                .await;
-        });
+        tokio::spawn(serve_connection(stream, router.clone()));
     }
+}
+
+/// One client connection (a unix socket, or TLS over TCP): HTTP/1.1 with keep-alive and the
+/// upgrades `attach` and `exec` use.
+pub async fn serve_connection<IO>(io: IO, router: axum::Router)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        async move {
+            match strip_version(req.uri()) {
+                Ok(Some(u)) => *req.uri_mut() = u,
+                Ok(None) => {}
+                Err(msg) => return Ok::<_, Infallible>(with_headers(ApiError::bad_request(msg).into_response_body())),
+            }
+            let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
+            Ok(with_headers(resp))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades()
+        .await;
 }
 
 impl ApiError {
