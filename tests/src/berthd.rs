@@ -169,6 +169,12 @@ impl Berthd {
         for pid in self.monitors() {
             problems.push(format!("monitor process left: {pid}"));
         }
+        // Container snapshots only while a container exists: callers check after removing all.
+        for driver in std::fs::read_dir(self.data_root.join("snapshots")).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(driver.path().join("containers")).into_iter().flatten().flatten() {
+                problems.push(format!("snapshot left: {}", e.path().display()));
+            }
+        }
         problems
     }
 }

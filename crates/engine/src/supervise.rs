@@ -144,6 +144,16 @@ impl Engine {
         });
     }
 
+    /// A start interrupted by a daemon crash may have left a monitor with a created (never
+    /// started) container that no record points to: kill it; the monitor then cleans up.
+    fn kill_interrupted_start(&self, id: &str) {
+        let bundle = self.bundle_dir(id);
+        let Ok(pid) = std::fs::read_to_string(berth_monitor::pid_path(&bundle)) else { return };
+        if pid.trim().parse::<i32>().is_ok_and(|p| p > 0 && std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = berth_runtime::container::delete(&self.cfg.runtime_root(), id, true);
+        }
+    }
+
     /// At daemon start: watch monitors that survived, record exits that happened meanwhile,
     /// finish interrupted removals, drop snapshots no record owns, apply restart policies.
     pub(crate) fn restore(self: &Arc<Self>) {
@@ -169,8 +179,11 @@ impl Engine {
                     });
                     self.maybe_restart(&rec.id, true);
                 }
-                Status::Exited if rec.has_been_started => self.maybe_restart(&rec.id, true),
-                _ => {}
+                Status::Exited if rec.has_been_started => {
+                    self.kill_interrupted_start(&rec.id);
+                    self.maybe_restart(&rec.id, true)
+                }
+                _ => self.kill_interrupted_start(&rec.id),
             }
         }
         // Snapshots made by a create that crashed before its record was written.
