@@ -46,6 +46,18 @@ try:
     raise SystemExit("bad capability accepted")
 except docker.errors.APIError as e:
     assert e.status_code == 400, e
+img = c.images.get("busybox")
+assert "busybox:latest" in img.tags, img.tags
+assert [i.id for i in c.images.list()] == [img.id]
+info = c.info()
+assert info["Images"] == 1 and info["OSType"] == "linux" and info["NCPU"] >= 1, info
+assert "LayersSize" in c.df()
+logs_ctr = c.containers.run("busybox", ["sh", "-c", "echo a; echo b >&2"], detach=True)
+assert logs_ctr.wait()["StatusCode"] == 0
+assert logs_ctr.logs(stdout=True, stderr=False) == b"a\n"
+assert logs_ctr.logs(stdout=False, stderr=True) == b"b\n"
+assert logs_ctr.attrs["Config"]["Image"] == "busybox"
+logs_ctr.remove()
 print("ok")
 "#;
     let mut cmd = Command::new("python3");
