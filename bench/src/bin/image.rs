@@ -11,8 +11,15 @@
 //!   storage side of a first start);
 //! - save: `docker save -o` vs `ImageStore::save`.
 //!
+//! Then, once, disk use (`du`: allocated blocks, each inode once) of the loaded
+//! image and of CONTAINERS containers created from it (`docker create` vs
+//! `ImageStore::create_rw`), measured on each side's whole data root.
+//!
 //! Docker's side is reset between iterations with `docker rmi -f` + `docker
-//! image prune -f`. Needs root, dockerd, containerd and the docker CLI.
+//! image prune -f`. Before each timed operation, either side, the host is
+//! `sync`ed: otherwise one side's deferred writes and discards of deleted data
+//! (both sides' data roots share a filesystem) land in the other's timing.
+//! Needs root, dockerd, containerd and the docker CLI (`--berth-only`: none of them).
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -30,6 +37,8 @@ const LAYERS: usize = 4;
 const LAYER_BYTES: usize = 50 << 20;
 /// Time limit for one docker CLI call here (loads/saves of 200 MB).
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Containers created from the image for the disk-use lines.
+const CONTAINERS: usize = 30;
 
 #[derive(Parser)]
 #[command(about = "image load / first start / save: Berth's image store vs Docker")]
@@ -37,6 +46,12 @@ struct Args {
     /// Measured iterations per side.
     #[arg(short = 'n', long, default_value_t = 3)]
     iterations: usize,
+    /// Only Berth's side: no dockerd (quick iterations while tuning the store).
+    #[arg(long)]
+    berth_only: bool,
+    /// Use this archive (built there first if missing, and kept) instead of a fresh one.
+    #[arg(long)]
+    archive: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -51,20 +66,33 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let tools = HostTools::find()?;
-    let runc = find_exe("runc").ok_or("runc not found")?;
-    let mut daemon = Daemon::new(&tools, &runc, "overlay2");
-    if let Err(e) = daemon.launch() {
-        let tail = daemon.log_tail(30);
-        report_problems(&daemon.teardown());
-        return Err(format!("dockerd did not start: {e}\n{tail}"));
-    }
+    let mut daemon = if args.berth_only {
+        None
+    } else {
+        let tools = HostTools::find()?;
+        let runc = find_exe("runc").ok_or("runc not found")?;
+        let mut daemon = Daemon::new(&tools, &runc, "overlay2");
+        if let Err(e) = daemon.launch() {
+            let tail = daemon.log_tail(30);
+            report_problems(&daemon.teardown());
+            return Err(format!("dockerd did not start: {e}\n{tail}"));
+        }
+        Some(daemon)
+    };
     let work = tempfile::Builder::new()
         .prefix("berth-image-bench")
         .tempdir()
         .map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let archive = build_archive(work.path())?;
+    let archive = match &args.archive {
+        Some(p) if p.exists() => p.clone(),
+        Some(p) => {
+            let built = build_archive(work.path())?;
+            fs::copy(&built, p).map_err(|e| format!("{}: {e}", p.display()))?;
+            p.clone()
+        }
+        None => build_archive(work.path())?,
+    };
     let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "archive: {} ({:.0} MB, {LAYERS} layers) built in {:.1?}",
@@ -76,17 +104,113 @@ fn run(args: &Args) -> Result<(), String> {
     let mut res = Results::default();
     let result = (|| -> Result<(), String> {
         for i in 0..args.iterations {
-            docker_iteration(&daemon, &archive, work.path(), &mut res)?;
+            if let Some(d) = &daemon {
+                docker_iteration(d, &archive, work.path(), &mut res)?;
+            }
             berth_iteration(&archive, &work.path().join(format!("berth-{i}")), &mut res)?;
             eprintln!("iteration {} done", i + 1);
         }
+        if let Some(d) = &daemon {
+            res.docker_disk = Some(docker_disk(d, &archive)?);
+        }
+        res.berth_disk = Some(berth_disk(&archive, &work.path().join("berth-disk"))?);
         Ok(())
     })();
-    let problems = daemon.teardown();
-    report_problems(&problems);
+    if let Some(d) = &mut daemon {
+        report_problems(&d.teardown());
+    }
     result?;
     res.print(args.iterations);
     Ok(())
+}
+
+/// Bytes a data root uses: after loading the image, and what the containers added.
+#[derive(Clone, Copy)]
+struct Disk {
+    image: u64,
+    containers: u64,
+}
+
+/// Bytes allocated under `path`, as `du` counts them: st_blocks, each inode once, symlinks
+/// not followed.
+fn du(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut todo = vec![path.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let Ok(m) = fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if seen.insert((m.dev(), m.ino())) {
+            total += m.blocks() * 512;
+        }
+        if m.is_dir() {
+            if let Ok(rd) = fs::read_dir(&p) {
+                todo.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    total
+}
+
+fn docker_disk(d: &Daemon, archive: &Path) -> Result<Disk, String> {
+    let data = d.dir.join("data");
+    settle();
+    let empty = du(&data);
+    docker_ok(d, &["load", "-i", &archive.display().to_string()])?;
+    settle();
+    let loaded = du(&data);
+    let mut ids = Vec::new();
+    for _ in 0..CONTAINERS {
+        let out = d.docker_t(
+            &["create", "--network", "none", IMAGE, "true"],
+            None,
+            DOCKER_TIMEOUT,
+        );
+        if out.code != Some(0) {
+            return Err(format!("docker create failed\n{out}"));
+        }
+        ids.push(out.stdout.trim().to_string());
+    }
+    settle();
+    let created = du(&data);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    docker_ok(d, &rm)?;
+    docker_ok(d, &["rmi", "-f", IMAGE])?;
+    docker_ok(d, &["image", "prune", "-f"])?;
+    Ok(Disk {
+        image: loaded.saturating_sub(empty),
+        containers: created.saturating_sub(loaded),
+    })
+}
+
+fn berth_disk(archive: &Path, root: &Path) -> Result<Disk, String> {
+    let e = |e: berth_image::Error| e.to_string();
+    let store = ImageStore::open(root).map_err(e)?;
+    let empty = du(root);
+    store
+        .load(fs::File::open(archive).map_err(|e| e.to_string())?)
+        .map_err(e)?;
+    let loaded = du(root);
+    for i in 0..CONTAINERS {
+        store.create_rw(&format!("c{i}"), IMAGE).map_err(e)?;
+    }
+    let created = du(root);
+    let snaps = store.snapshotter().root().to_path_buf();
+    eprintln!(
+        "berth disk: blobs {:.1} MB, layers {:.1} MB, {CONTAINERS} container snapshots {:.1} KB",
+        du(&root.join("content")) as f64 / 1e6,
+        du(&snaps.join("layers")) as f64 / 1e6,
+        du(&snaps.join("containers")) as f64 / 1e3,
+    );
+    drop(store);
+    let _ = fs::remove_dir_all(root);
+    Ok(Disk {
+        image: loaded.saturating_sub(empty),
+        containers: created.saturating_sub(loaded),
+    })
 }
 
 #[derive(Default)]
@@ -97,6 +221,8 @@ struct Results {
     berth_load: Vec<Duration>,
     berth_start: Vec<Duration>,
     berth_save: Vec<Duration>,
+    docker_disk: Option<Disk>,
+    berth_disk: Option<Disk>,
 }
 
 impl Results {
@@ -118,6 +244,14 @@ impl Results {
             ),
             ("save", &self.docker_save, &self.berth_save),
         ] {
+            if d.is_empty() {
+                println!(
+                    "{name:<38} {:>10} {:>10}",
+                    "-",
+                    format!("{:.3?}", median(b))
+                );
+                continue;
+            }
             let (d, b) = (median(d), median(b));
             println!(
                 "{name:<38} {:>10} {:>10} {:>12.3}x",
@@ -127,6 +261,44 @@ impl Results {
             );
         }
         println!("target: berth/docker <= 0.3x for load and save");
+        let Some(b) = self.berth_disk else { return };
+        let mb = |n: u64| format!("{:.1} MB", n as f64 / 1e6);
+        let kb = |n: u64| format!("{:.1} KB", n as f64 / 1e3);
+        println!(
+            "{:<38} {:>10} {:>10} {:>13}",
+            "disk use (du of the data root)", "docker", "berth", "berth/docker"
+        );
+        let per = CONTAINERS as u64;
+        for (name, d, b, fmt) in [
+            (
+                "image loaded",
+                self.docker_disk.map(|d| d.image),
+                b.image,
+                &mb as &dyn Fn(u64) -> String,
+            ),
+            (
+                &format!("{CONTAINERS} containers created") as &str,
+                self.docker_disk.map(|d| d.containers),
+                b.containers,
+                &mb,
+            ),
+            (
+                "  per container",
+                self.docker_disk.map(|d| d.containers / per),
+                b.containers / per,
+                &kb,
+            ),
+        ] {
+            match d {
+                Some(d) => println!(
+                    "{name:<38} {:>10} {:>10} {:>12.3}x",
+                    fmt(d),
+                    fmt(b),
+                    b as f64 / d.max(1) as f64
+                ),
+                None => println!("{name:<38} {:>10} {:>10}", "-", fmt(b)),
+            }
+        }
     }
 }
 
@@ -140,7 +312,15 @@ fn median(v: &[Duration]) -> Duration {
     }
 }
 
+/// Flushes every filesystem, so what the previous operation left to write or discard is not
+/// timed in the next one.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 fn docker_ok(d: &Daemon, args: &[&str]) -> Result<Duration, String> {
+    settle();
     let t = Instant::now();
     let out = d.docker_t(args, None, DOCKER_TIMEOUT);
     let elapsed = t.elapsed();
@@ -178,6 +358,7 @@ fn docker_iteration(
 fn berth_iteration(archive: &Path, root: &Path, res: &mut Results) -> Result<(), String> {
     let e = |e: berth_image::Error| e.to_string();
     let store = ImageStore::open(root).map_err(e)?;
+    settle();
     let t = Instant::now();
     let file = fs::File::open(archive).map_err(|e| e.to_string())?;
     store.load(file).map_err(e)?;
@@ -185,6 +366,7 @@ fn berth_iteration(archive: &Path, root: &Path, res: &mut Results) -> Result<(),
 
     let target = root.join("mnt");
     fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    settle();
     let t = Instant::now();
     store.create_rw("bench", IMAGE).map_err(e)?;
     let mounted = store.snapshotter().mount("bench", &target).map_err(e)?;
@@ -196,6 +378,7 @@ fn berth_iteration(archive: &Path, root: &Path, res: &mut Results) -> Result<(),
     store.remove_rw("bench").map_err(e)?;
 
     let out = root.join("berth-save.tar");
+    settle();
     let t = Instant::now();
     let file = fs::File::create(&out).map_err(|e| e.to_string())?;
     store.save(&[IMAGE.to_string()], file).map_err(e)?;

@@ -231,7 +231,9 @@ impl ContentStore {
                 COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             let path = self.ingest.join(name);
+            // Readable too: `follower` readers share this open file.
             let file = match OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
@@ -301,6 +303,28 @@ impl BlobWriter {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.out.as_ref().map_or(0, |o| o.size())
+    }
+
+    /// Starts writing what was written so far to disk, without waiting: the disk works while
+    /// the caller goes on, and the fsync at commit finds little left to do.
+    pub(crate) fn start_writeback(&self, off: u64, len: u64) {
+        if let Some(out) = &self.out {
+            crate::pagecache::start_writeback(out.get_ref().get_ref(), off, len);
+        }
+    }
+
+    /// Another descriptor on the temp file, for a reader that follows the writer with
+    /// positioned reads (`load` unpacks a layer while its blob is still being written). Only
+    /// what was written and flushed is there to read.
+    pub(crate) fn follower(&self) -> Result<File> {
+        let out = self
+            .out
+            .as_ref()
+            .ok_or_else(|| Error::io("open", self.temp_path(), io::Error::other("committed")))?;
+        out.get_ref()
+            .get_ref()
+            .try_clone()
+            .map_err(|e| Error::io("open", self.temp_path(), e))
     }
 
     /// Verifies size and digest, makes the data durable and publishes it under its digest.

@@ -10,6 +10,7 @@ pub mod gc;
 pub mod layer;
 pub mod manifest;
 pub mod meta;
+mod pagecache;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

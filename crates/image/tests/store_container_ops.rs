@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use berth_image::manifest;
-use berth_image::store::ImageStore;
+use berth_image::store::{CommitOptions, ImageStore};
 use berth_image::{Digest, Reference};
 
 fn r(s: &str) -> Reference {
@@ -93,15 +93,14 @@ fn create_change_commit_export() {
     // rmi of the base is refused while the container uses it.
     assert!(s.remove("base:latest", false).is_err());
 
-    let id = s
-        .commit(
-            "c1",
-            &["ENV COMMITTED=1".to_owned()],
-            Some("my commit"),
-            Some("Jane <jane@example.com>"),
-            Some(&r("committed")),
-        )
-        .unwrap();
+    let opts = CommitOptions {
+        changes: vec!["ENV COMMITTED=1".to_owned()],
+        message: Some("my commit".into()),
+        author: Some("Jane <jane@example.com>".into()),
+        tag: Some(r("committed")),
+        created_by: Some("sh -c echo hello > /new.txt".into()),
+    };
+    let id = s.commit_with("c1", &opts).unwrap();
     assert_eq!(s.meta().resolve("committed:latest").unwrap(), id);
     let rec = s.meta().image(&id).unwrap();
     assert_eq!(rec.chain_ids.len(), 2);
@@ -123,6 +122,11 @@ fn create_change_commit_export() {
     let last = config.history.last().unwrap();
     assert_eq!(last.author.as_deref(), Some("Jane <jane@example.com>"));
     assert_eq!(last.comment.as_deref(), Some("my commit"));
+    assert_eq!(
+        last.created_by.as_deref(),
+        Some("sh -c echo hello > /new.txt"),
+        "the container's command, as the engine passed it"
+    );
     assert_eq!(config.author.as_deref(), Some("Jane <jane@example.com>"));
     let env = config.config.as_ref().unwrap().env.clone().unwrap();
     assert!(env.contains(&"COMMITTED=1".to_owned()), "{env:?}");
@@ -263,6 +267,12 @@ fn commit_without_changes_and_dangling_parent_chain_prunes() {
     import(&s, "base", Some("b:1"));
     s.create_rw("c", "b:1").unwrap();
     let child = s.commit("c", &[], None, None, None).unwrap();
+    // Without the container's command, created_by is the image's.
+    let config = manifest::read_config(s.content(), &child).unwrap();
+    assert_eq!(
+        config.history.last().unwrap().created_by.as_deref(),
+        Some("sh")
+    );
     s.remove_rw("c").unwrap();
     // The child is dangling; the base is its tagged parent and stays.
     let rep = s.prune(false).unwrap();

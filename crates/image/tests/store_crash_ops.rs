@@ -27,7 +27,8 @@ fn rootfs_tar(marker: &str) -> Vec<u8> {
         b.append_data(&mut h, path, data).unwrap();
     };
     add("marker", marker.as_bytes());
-    let big: Vec<u8> = marker.bytes().cycle().take(300_000).collect();
+    // Over 1 MiB: load streams it into the content store and unpacks it ahead.
+    let big: Vec<u8> = marker.bytes().cycle().take(1_500_000).collect();
     add("big/data", &big);
     b.into_inner().unwrap()
 }

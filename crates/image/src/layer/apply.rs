@@ -153,6 +153,8 @@ fn timespec(t: Time) -> Timespec {
 const CHUNK: usize = 256 * 1024;
 /// Zero blocks of this size are skipped (left as holes) instead of written.
 const HOLE_BLOCK: usize = 4096;
+/// With `writeback`, a file's content is queued for writing to disk in steps of this size.
+const WRITEBACK_STEP: u64 = 4 << 20;
 
 struct Applier<'a> {
     root: BorrowedFd<'a>,
@@ -482,6 +484,7 @@ impl<'a> Applier<'a> {
     fn write_content<R: Read>(&mut self, file: &File, e: &Entry, tar: &mut TarReader<R>, shown: &str) -> Result<()> {
         self.buf.resize(CHUNK, 0);
         let mut off = 0u64;
+        let mut queued = 0u64;
         loop {
             match tar.read_chunk(&mut self.buf)? {
                 Chunk::End => break,
@@ -491,6 +494,13 @@ impl<'a> Applier<'a> {
                     off += n as u64;
                 }
             }
+            if self.opts.writeback && off - queued >= WRITEBACK_STEP {
+                crate::pagecache::start_writeback(file, queued, off - queued);
+                queued = off;
+            }
+        }
+        if self.opts.writeback && queued > 0 && off > queued {
+            crate::pagecache::start_writeback(file, queued, off - queued);
         }
         if off != e.size {
             return Err(Error::Malformed(format!("layer: entry {shown:?}: truncated content")));

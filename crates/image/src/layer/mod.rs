@@ -97,6 +97,9 @@ pub struct ApplyOptions {
     pub refuse_escaping_symlinks: bool,
     /// `syncfs` the target's filesystem before [`apply`] renames the result into place.
     pub sync: bool,
+    /// Start writing file content to disk as it is unpacked, without waiting (large files), so
+    /// that a sync afterwards (`sync`, or the caller's) finds little left to write.
+    pub writeback: bool,
 }
 
 impl Default for ApplyOptions {
@@ -109,6 +112,7 @@ impl Default for ApplyOptions {
             id_map: None,
             refuse_escaping_symlinks: true,
             sync: false,
+            writeback: false,
         }
     }
 }
@@ -123,6 +127,7 @@ impl fmt::Debug for ApplyOptions {
             .field("id_map", &self.id_map.as_ref().map(|_| "<fn>"))
             .field("refuse_escaping_symlinks", &self.refuse_escaping_symlinks)
             .field("sync", &self.sync)
+            .field("writeback", &self.writeback)
             .finish()
     }
 }

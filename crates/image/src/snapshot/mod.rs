@@ -66,6 +66,32 @@ pub enum UnpackMode {
     Flatten,
 }
 
+/// A layer unpacked in staging before its place in a chain is known (see
+/// [`Snapshotter::unpack_detached`]); dropped unpublished, it is removed.
+#[derive(Debug)]
+pub struct DetachedLayer {
+    stage: Option<PathBuf>,
+}
+
+impl DetachedLayer {
+    pub(crate) fn new(stage: PathBuf) -> Self {
+        DetachedLayer { stage: Some(stage) }
+    }
+
+    /// The staging directory, now the caller's to publish or remove.
+    pub(crate) fn into_stage(mut self) -> PathBuf {
+        self.stage.take().expect("present until taken")
+    }
+}
+
+impl Drop for DetachedLayer {
+    fn drop(&mut self) {
+        if let Some(p) = self.stage.take() {
+            let _ = tree::remove_any(&p);
+        }
+    }
+}
+
 /// Where a container's changes are read from to make a layer (`layer::diff`'s `DiffSource`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiffSource {
@@ -136,6 +162,40 @@ pub trait Snapshotter: Send + Sync {
         parent: Option<&str>,
         unpack: &mut dyn FnMut(&Path, UnpackMode) -> Result<()>,
     ) -> Result<LayerInfo>;
+    /// Whether layers can be unpacked before their parent exists ([`Snapshotter::unpack_detached`]):
+    /// true when each layer is a directory of its own (overlay), so an image's layers can be
+    /// unpacked in parallel, and while the archive holding them is still being read.
+    fn supports_detached(&self) -> bool {
+        false
+    }
+    /// Calls `unpack(dir, UnpackMode::OverlayDiff)` to put a layer in staging without knowing
+    /// its chain id yet; [`Snapshotter::add_detached_layer`] publishes it. Nothing is kept if
+    /// `unpack` fails. Drivers without [`Snapshotter::supports_detached`] refuse.
+    fn unpack_detached(
+        &self,
+        unpack: &mut dyn FnMut(&Path, UnpackMode) -> Result<()>,
+    ) -> Result<DetachedLayer> {
+        let _ = unpack;
+        Err(Error::InvalidArgument(format!(
+            "the {} snapshotter cannot unpack detached layers",
+            self.name()
+        )))
+    }
+    /// Publishes a detached layer as `chain_id` on top of `parent` (which must exist), as
+    /// [`Snapshotter::add_layer`] would have. An existing layer is returned as is (and the
+    /// detached one removed).
+    fn add_detached_layer(
+        &self,
+        layer: DetachedLayer,
+        chain_id: &str,
+        parent: Option<&str>,
+    ) -> Result<LayerInfo> {
+        let _ = (layer, chain_id, parent);
+        Err(Error::InvalidArgument(format!(
+            "the {} snapshotter cannot unpack detached layers",
+            self.name()
+        )))
+    }
     fn layer(&self, chain_id: &str) -> Result<LayerInfo>;
     fn layers(&self) -> Result<Vec<LayerInfo>>;
     /// Removes a layer snapshot; absent is fine. Conflict while a layer or container snapshot

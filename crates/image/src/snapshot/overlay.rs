@@ -18,8 +18,8 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveM
 
 use super::mounts::{self, MountGuard};
 use super::store::Store;
-use super::tree::disk_usage;
-use super::{DiffSource, LayerInfo, SnapshotInfo, Snapshotter, UnpackMode};
+use super::tree::{disk_usage, remove_any};
+use super::{DetachedLayer, DiffSource, LayerInfo, SnapshotInfo, Snapshotter, UnpackMode};
 use crate::{Error, Result};
 
 /// Options every container mount gets. index=off, as Docker: the index records which lower
@@ -97,6 +97,35 @@ impl Snapshotter for OverlaySnapshotter {
         self.store.add_layer(chain_id, parent, |stage| {
             unpack(&stage.join("fs"), UnpackMode::OverlayDiff)
         })
+    }
+
+    /// Each layer is its own directory with overlay-form whiteouts: it never needs its parent.
+    fn supports_detached(&self) -> bool {
+        true
+    }
+
+    fn unpack_detached(
+        &self,
+        unpack: &mut dyn FnMut(&Path, UnpackMode) -> Result<()>,
+    ) -> Result<DetachedLayer> {
+        let stage = self.store.stage("layer")?;
+        match unpack(&stage.join("fs"), UnpackMode::OverlayDiff) {
+            Ok(()) => Ok(DetachedLayer::new(stage)),
+            Err(e) => {
+                let _ = remove_any(&stage);
+                Err(e)
+            }
+        }
+    }
+
+    fn add_detached_layer(
+        &self,
+        layer: DetachedLayer,
+        chain_id: &str,
+        parent: Option<&str>,
+    ) -> Result<LayerInfo> {
+        self.store
+            .publish_layer(&layer.into_stage(), chain_id, parent)
     }
 
     fn layer(&self, chain_id: &str) -> Result<LayerInfo> {

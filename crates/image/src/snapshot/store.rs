@@ -115,7 +115,65 @@ impl Store {
         parent: Option<&str>,
         build: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<LayerInfo> {
-        let dest = self.layer_dir(chain_id)?;
+        self.check_layer_parent(chain_id, parent)?;
+        if let Ok(info) = self.layer(chain_id) {
+            return Ok(info);
+        }
+        let stage = self.stage("layer")?;
+        if let Err(e) = build(&stage) {
+            let _ = remove_any(&stage);
+            return Err(e);
+        }
+        self.publish_layer(&stage, chain_id, parent)
+    }
+
+    /// Publishes a layer built in the staging directory `stage` (holding `fs`): records its
+    /// metadata, makes it durable, renames it into place. `stage` is consumed: on error, or when
+    /// the layer exists already (then that one is returned), it is removed.
+    pub(crate) fn publish_layer(
+        &self,
+        stage: &Path,
+        chain_id: &str,
+        parent: Option<&str>,
+    ) -> Result<LayerInfo> {
+        let result = (|| {
+            self.check_layer_parent(chain_id, parent)?;
+            let dest = self.layer_dir(chain_id)?;
+            if let Ok(info) = self.layer(chain_id) {
+                return Ok((info, None));
+            }
+            let info = LayerInfo {
+                chain_id: chain_id.to_string(),
+                parent: parent.map(str::to_string),
+                size: disk_usage(&stage.join("fs"))?,
+            };
+            write_json(&stage.join(LAYER_META), &info)?;
+            sync_fs(stage)?;
+            Ok((info, Some(dest)))
+        })();
+        match result {
+            Ok((info, Some(dest))) => match self.publish(stage, &dest) {
+                Ok(true) => Ok(info),
+                // Lost a race with another unpack of the same layer: theirs is as good.
+                Ok(false) => self.layer(chain_id),
+                Err(e) => {
+                    let _ = remove_any(stage);
+                    Err(e)
+                }
+            },
+            Ok((info, None)) => {
+                remove_any(stage)?;
+                Ok(info)
+            }
+            Err(e) => {
+                let _ = remove_any(stage);
+                Err(e)
+            }
+        }
+    }
+
+    fn check_layer_parent(&self, chain_id: &str, parent: Option<&str>) -> Result<()> {
+        self.layer_dir(chain_id)?;
         if let Some(p) = parent {
             if p == chain_id {
                 return Err(Error::InvalidArgument(format!(
@@ -124,34 +182,7 @@ impl Store {
             }
             self.layer(p)?;
         }
-        if let Ok(info) = self.layer(chain_id) {
-            return Ok(info);
-        }
-        let stage = self.stage("layer")?;
-        let result = (|| {
-            build(&stage)?;
-            let info = LayerInfo {
-                chain_id: chain_id.to_string(),
-                parent: parent.map(str::to_string),
-                size: disk_usage(&stage.join("fs"))?,
-            };
-            write_json(&stage.join(LAYER_META), &info)?;
-            sync_fs(&stage)?;
-            Ok(info)
-        })();
-        match result {
-            Ok(info) => {
-                // Lost a race with another unpack of the same layer: theirs is as good.
-                if !self.publish(&stage, &dest)? {
-                    return self.layer(chain_id);
-                }
-                Ok(info)
-            }
-            Err(e) => {
-                let _ = remove_any(&stage);
-                Err(e)
-            }
-        }
+        Ok(())
     }
 
     /// Builds a container snapshot in staging and publishes it; the key must be new.

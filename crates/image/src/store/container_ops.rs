@@ -16,6 +16,23 @@ use crate::meta::ImageRecord;
 use crate::snapshot::DiffSource;
 use crate::{Digest, Reference};
 
+/// What `docker commit` takes besides the container (the query of `POST /commit`).
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `--change` instructions, applied to the image's config.
+    pub changes: Vec<String>,
+    /// `--message`: the history entry's and the config's comment.
+    pub message: Option<String>,
+    /// `--author`.
+    pub author: Option<String>,
+    /// The reference to tag the new image with (`latest` when it has no tag).
+    pub tag: Option<Reference>,
+    /// The history entry's `created_by`: the container's command line, which the engine knows
+    /// (Docker joins the container's Cmd with spaces). None: the image's CMD, as the image
+    /// store knows no better.
+    pub created_by: Option<String>,
+}
+
 /// Runs `f` with the `layer::DiffSource` borrowing a snapshotter's `DiffSource`.
 fn with_source<T>(
     src: &DiffSource,
@@ -70,9 +87,9 @@ impl ImageStore {
     }
 
     /// `docker commit`: the container's changes become a gzip layer on top of its image's, with
-    /// the image's config plus `changes` (`--change`) and a history entry. `created_by` of that
-    /// entry is the image's command (the engine knows the container's own). The image records
-    /// its parent. Returns the new image's ID.
+    /// the image's config plus `changes` (`--change`) and a history entry whose `created_by` is
+    /// the image's command ([`ImageStore::commit_with`] takes the container's). The image
+    /// records its parent. Returns the new image's ID.
     pub fn commit(
         &self,
         key: &str,
@@ -81,6 +98,24 @@ impl ImageStore {
         author: Option<&str>,
         tag: Option<&Reference>,
     ) -> Result<Digest> {
+        let opts = CommitOptions {
+            changes: changes.to_vec(),
+            message: message.map(str::to_owned),
+            author: author.map(str::to_owned),
+            tag: tag.cloned(),
+            created_by: None,
+        };
+        self.commit_with(key, &opts)
+    }
+
+    /// [`ImageStore::commit`] with every option, the history entry's `created_by` included.
+    pub fn commit_with(&self, key: &str, opts: &CommitOptions) -> Result<Digest> {
+        let (changes, message, author, tag) = (
+            &opts.changes,
+            opts.message.as_deref(),
+            opts.author.as_deref(),
+            opts.tag.as_ref(),
+        );
         let parent_id = self.container_image(key)?;
         let parent = self.meta.image(&parent_id)?;
         let mut config = self.config(&parent_id)?;
@@ -118,7 +153,10 @@ impl ImageStore {
         )?;
 
         let created = time::now_rfc3339();
-        let created_by = cc.cmd.as_ref().map(|c| c.join(" ")).unwrap_or_default();
+        let created_by = match &opts.created_by {
+            Some(c) => c.clone(),
+            None => cc.cmd.as_ref().map(|c| c.join(" ")).unwrap_or_default(),
+        };
         config.created = Some(created.clone());
         config.author = author.map(str::to_owned);
         config.comment = message.map(str::to_owned);

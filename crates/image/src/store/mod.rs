@@ -2,7 +2,7 @@
 //!
 //! Layout under the data root: `content/` ([`ContentStore`]), `meta.redb` ([`Meta`]),
 //! `snapshots/<driver>/` (the [`Snapshotter`] chosen by [`snapshot::detect`]), `tmp/` (scratch
-//! space for archives being loaded, emptied at open).
+//! space, emptied at open).
 //!
 //! Every operation that writes content first takes a lease on what it writes, then stores blobs
 //! and layers, and puts the image (refs and layer counts) in one transaction before dropping the
@@ -10,19 +10,22 @@
 //!
 //! - [`ImageStore::add_layer_blob`] unpacks a layer blob once per chain id, checking its diff id.
 //! - [`ImageStore::import`] (`docker import`, with `--change`), `import.rs`.
-//! - [`ImageStore::save`] / [`ImageStore::load`] (Docker archives, OCI layouts), `archive.rs`.
+//! - [`ImageStore::save`] (`save.rs`) / [`ImageStore::load`] (Docker archives, OCI layouts;
+//!   `load.rs`, `load_stream.rs`).
 //! - [`ImageStore::tag`], [`ImageStore::untag`], [`ImageStore::remove`] (`docker rmi`), here.
 //! - [`ImageStore::list`], [`ImageStore::inspect`], [`ImageStore::history`], `list.rs`.
 //! - [`ImageStore::create_rw`], [`ImageStore::remove_rw`], [`ImageStore::changes`],
 //!   [`ImageStore::commit`], [`ImageStore::export`] (container snapshots), `container_ops.rs`.
 //! - [`ImageStore::prune`], [`ImageStore::df`], `prune.rs`.
 
-mod archive;
 mod container_ops;
 mod import;
 mod list;
+mod load;
+mod load_stream;
 mod prune;
-mod time;
+mod save;
+pub mod time;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -36,9 +39,11 @@ use crate::meta::{ImageRecord, LayerRecord, Meta};
 use crate::snapshot::{self, Snapshotter, UnpackMode};
 use crate::{ChainId, DiffId, Digest, Reference};
 
-pub use archive::LoadedImage;
+pub use container_ops::CommitOptions;
 pub use import::{apply_changes, parse_change};
 pub use list::{HistoryEntry, ImageSummary, ListFilters};
+pub use load::LoadedImage;
+use load::UnpackedAhead;
 pub use prune::{DiskUsage, PruneReport};
 
 /// One line of `docker rmi` output.
@@ -80,10 +85,19 @@ impl ImageStore {
     /// Opens (creating) the store under `data_root` and removes what a crash left: ingest
     /// leftovers, expired leases, snapshot staging, scratch files.
     pub fn open(data_root: &Path) -> Result<ImageStore> {
+        Self::open_with(data_root, None)
+    }
+
+    /// [`ImageStore::open`] with the snapshot driver given (`None`: as [`snapshot::detect`]
+    /// picks it: $BERTH_SNAPSHOTTER, else probed).
+    pub fn open_with(data_root: &Path, driver: Option<snapshot::Driver>) -> Result<ImageStore> {
         std::fs::create_dir_all(data_root).map_err(|e| Error::io("create", data_root, e))?;
         let content = ContentStore::open(data_root.join("content"))?;
         let meta = Meta::open(data_root.join("meta.redb"))?;
-        let snapshotter = snapshot::detect(data_root)?;
+        let snapshotter = match driver {
+            Some(d) => snapshot::detect_with(data_root, Some(d))?,
+            None => snapshot::detect(data_root)?,
+        };
         let store = ImageStore {
             root: data_root.to_owned(),
             content,
@@ -162,58 +176,73 @@ impl ImageStore {
             Some(d) => d.clone(),
             None => self.blob_diff_id(blob, compression)?,
         };
-        let chain_id = match parent {
-            None => diff_id.clone(),
-            Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-        };
+        let chain_id = chain_id(parent, &diff_id);
         self.meta
             .lease_add(lease, &[], std::slice::from_ref(&chain_id))?;
+        self.place_layer(blob, compression, &diff_id, parent, None)
+    }
+
+    /// [`ImageStore::add_layer_blob`] for a layer whose chain id the caller has leased: taken
+    /// from `ahead` (unpacked while its blob was being loaded) when that was unpacked with the
+    /// same compression, else unpacked from the content store.
+    fn place_layer(
+        &self,
+        blob: &Digest,
+        compression: Option<Compression>,
+        diff_id: &DiffId,
+        parent: Option<&ChainId>,
+        ahead: Option<UnpackedAhead>,
+    ) -> Result<LayerRecord> {
+        let chain_id = chain_id(parent, diff_id);
         let _hold = self.content.hold_off_gc();
         if let Some(rec) = self.meta.layer(&chain_id)? {
             if self.snapshotter.has_layer(&chain_id.to_string()) {
                 return Ok(rec);
             }
         }
-        let mut size = None;
         let key = chain_id.to_string();
         let parent_key = parent.map(|p| p.to_string());
-        let info = self
-            .snapshotter
-            .add_layer(&key, parent_key.as_deref(), &mut |dir, mode| {
-                let f = self.content.open_blob(blob)?;
-                let mut dr = DigestReader::new(open_layer(f, compression)?);
-                let mut opts = ApplyOptions {
-                    sync: true,
-                    ..Default::default()
-                };
-                let stats = match mode {
-                    UnpackMode::OverlayDiff => {
-                        opts.whiteouts = WhiteoutMode::Overlay;
-                        layer::apply(&mut dr, dir, &opts)?
-                    }
-                    UnpackMode::Flatten => {
-                        opts.whiteouts = WhiteoutMode::Apply;
-                        layer::apply_onto(&mut dr, dir, &opts)?
-                    }
-                };
-                io::copy(&mut dr, &mut io::sink())
-                    .map_err(|e| Error::io("read layer", blob.to_string(), e))?;
-                let got = dr.digest();
+        let mismatch = |got: &DiffId| Error::DigestMismatch {
+            what: format!("layer {blob}"),
+            expected: diff_id.to_string(),
+            actual: got.to_string(),
+        };
+        let ahead = ahead.filter(|a| compression.is_none_or(|c| c == a.compression));
+        let (info, size) = match ahead {
+            Some(a) => {
+                let got = a.diff_id.as_ref().unwrap_or(blob);
                 if got != diff_id {
-                    return Err(Error::DigestMismatch {
-                        what: format!("layer {blob}"),
-                        expected: diff_id.to_string(),
-                        actual: got.to_string(),
-                    });
+                    return Err(mismatch(got));
                 }
-                size = Some(stats.content_bytes);
-                Ok(())
-            })?;
+                let info =
+                    self.snapshotter
+                        .add_detached_layer(a.layer, &key, parent_key.as_deref())?;
+                (info, Some(a.size))
+            }
+            None => {
+                let mut size = None;
+                let info =
+                    self.snapshotter
+                        .add_layer(&key, parent_key.as_deref(), &mut |dir, mode| {
+                            let f = self.content.open_blob(blob)?;
+                            let mut dr = DigestReader::new(open_layer(f, compression)?);
+                            size = Some(unpack_stream(&mut dr, dir, mode)?);
+                            io::copy(&mut dr, &mut io::sink())
+                                .map_err(|e| Error::io("read layer", blob.to_string(), e))?;
+                            let got = dr.digest();
+                            if &got != diff_id {
+                                return Err(mismatch(&got));
+                            }
+                            Ok(())
+                        })?;
+                (info, size)
+            }
+        };
         // Not unpacked (the snapshot was already there): its size on disk is what we know.
         let size = size.unwrap_or(info.size);
         let rec = LayerRecord {
             chain_id: chain_id.clone(),
-            diff_id,
+            diff_id: diff_id.clone(),
             parent: parent.cloned(),
             size,
             refcount: 0,
@@ -345,20 +374,54 @@ impl ImageStore {
             out.push(DeleteResponse::Untagged(r.familiar_string()));
         }
         out.push(DeleteResponse::Deleted(id.to_string()));
-        let snap = self.snapshotter.as_ref();
-        let report = crate::gc::gc(&self.content, &self.meta, &mut |c| {
-            snap.remove_layer(&c.to_string())
-        })?;
+        let report = self.collect_garbage()?;
         for c in report.layers {
             out.push(DeleteResponse::Deleted(c.to_string()));
         }
         Ok(out)
     }
 
+    /// Frees every blob and layer snapshot nothing references (see [`crate::gc::gc`]).
+    fn collect_garbage(&self) -> Result<crate::gc::GcReport> {
+        let snap = self.snapshotter.as_ref();
+        crate::gc::gc(&self.content, &self.meta, &mut |c| {
+            snap.remove_layer(&c.to_string())
+        })
+    }
+
     /// Reads the config of an image.
-    fn config(&self, id: &Digest) -> Result<ImageConfig> {
+    pub fn config(&self, id: &Digest) -> Result<ImageConfig> {
         manifest::read_config(&self.content, id)
     }
+}
+
+/// The chain id of a layer with `diff_id` on top of `parent`.
+fn chain_id(parent: Option<&ChainId>, diff_id: &DiffId) -> ChainId {
+    match parent {
+        None => diff_id.clone(),
+        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
+    }
+}
+
+/// Unpacks a decompressed layer stream at `dir` as the snapshotter asks; returns the bytes of
+/// file content. No sync here: the snapshotter syncs once before it publishes the layer, and
+/// finds little left to write (writeback starts while unpacking).
+fn unpack_stream(r: impl Read, dir: &Path, mode: UnpackMode) -> Result<u64> {
+    let mut opts = ApplyOptions {
+        writeback: true,
+        ..Default::default()
+    };
+    let stats = match mode {
+        UnpackMode::OverlayDiff => {
+            opts.whiteouts = WhiteoutMode::Overlay;
+            layer::apply(r, dir, &opts)?
+        }
+        UnpackMode::Flatten => {
+            opts.whiteouts = WhiteoutMode::Apply;
+            layer::apply_onto(r, dir, &opts)?
+        }
+    };
+    Ok(stats.content_bytes)
 }
 
 /// A decompressing reader over a layer blob (compression detected when not given).

@@ -174,3 +174,16 @@ fn snapshot_copy_preserves_metadata() {
 const CAP_NET_RAW: [u8; 20] = [
     0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
+
+#[test]
+fn snapshot_copy_refuses_detached_layers() {
+    let root = TestRoot::new();
+    let s = root.driver(Driver::Copy);
+    assert!(!s.supports_detached());
+    let mut called = false;
+    let r = s.unpack_detached(&mut |_: &Path, _| {
+        called = true;
+        Ok(())
+    });
+    assert!(matches!(r, Err(crate::Error::InvalidArgument(_))) && !called);
+}

@@ -232,3 +232,72 @@ fn snapshot_overlay_busy_mount_is_detached_on_drop() {
     assert!(!is_mounted(&t));
     drop(open);
 }
+
+#[test]
+fn snapshot_overlay_detached_layers_publish_in_any_order() {
+    let root = TestRoot::new();
+    let s = root.driver(Driver::Overlay);
+    assert!(s.supports_detached());
+    // Unpacked top first, before the chain exists: neither needs its parent.
+    let top = s
+        .unpack_detached(&mut layer(vec![
+            E::File("etc/motd", "hi"),
+            E::Whiteout("gone"),
+        ]))
+        .unwrap();
+    let base = s
+        .unpack_detached(&mut layer(vec![
+            E::File("bin/sh", "shell"),
+            E::File("gone", "x"),
+        ]))
+        .unwrap();
+    assert!(s.layers().unwrap().is_empty(), "nothing published yet");
+    // A detached layer cannot be published over a parent that does not exist.
+    let err = s
+        .add_detached_layer(top, &chain(2), Some(&chain(1)))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    let top = s
+        .unpack_detached(&mut layer(vec![
+            E::File("etc/motd", "hi"),
+            E::Whiteout("gone"),
+        ]))
+        .unwrap();
+    s.add_detached_layer(base, &chain(1), None).unwrap();
+    let info = s
+        .add_detached_layer(top, &chain(2), Some(&chain(1)))
+        .unwrap();
+    assert_eq!(info.parent.as_deref(), Some(&chain(1)[..]));
+    assert!(info.size > 0);
+    s.prepare("c", Some(&chain(2))).unwrap();
+    let t = root.target("c");
+    let g = s.mount("c", &t).unwrap();
+    assert_eq!(read(t.join("bin/sh")), "shell");
+    assert_eq!(read(t.join("etc/motd")), "hi");
+    assert!(!t.join("gone").exists());
+    drop(g);
+    // Publishing an existing layer keeps it and drops the new copy; a failed or dropped
+    // unpack leaves nothing in staging.
+    let again = s
+        .unpack_detached(&mut layer(vec![E::File("bin/sh", "other")]))
+        .unwrap();
+    s.add_detached_layer(again, &chain(1), None).unwrap();
+    let err = s
+        .unpack_detached(&mut |dir: &Path, _| {
+            fs::create_dir(dir).unwrap();
+            Err(Error::Malformed("truncated".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Malformed(_)));
+    drop(
+        s.unpack_detached(&mut layer(vec![E::File("x", "y")]))
+            .unwrap(),
+    );
+    assert!(names(s.root().join("staging")).is_empty());
+    assert_eq!(s.layers().unwrap().len(), 2);
+    let t2 = root.target("c2");
+    s.prepare("c2", Some(&chain(2))).unwrap();
+    let g = s.mount("c2", &t2).unwrap();
+    assert_eq!(read(t2.join("bin/sh")), "shell", "the first copy stays");
+    drop(g);
+}
