@@ -67,6 +67,12 @@ fn run_attached_output_and_exit_codes() {
     o.expect_code(127);
     assert!(o.stderr.contains("executable file not found"), "{o}");
 
+    // --rm with a failed start: removed, and the CLI does not hang.
+    let before = d.ok(&["ps", "-aq"]);
+    let o = d.docker(&["run", "--rm", "busybox", "no-such-command"]);
+    o.expect_code(127);
+    assert_eq!(d.ok(&["ps", "-aq"]), before);
+
     // stdin through attach.
     let o = d.docker_in(&["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"], Some(b"hello\n".to_vec()));
     o.expect_stdout("HELLO\n");

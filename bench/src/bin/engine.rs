@@ -2,6 +2,7 @@
 //! driven by the same docker CLI in one run, plus direct API round trips.
 //!
 //! - `docker run --rm busybox true` (and with `--network none`), median of n;
+//! - `docker exec CTR true` into a running container, median of n;
 //! - 50 detached `sleep` containers started one after another: total;
 //! - create, each: `POST /containers/create` round trip over the socket, median;
 //! - `GET /containers/json?all=1` with 200 containers: round trip, median;
@@ -89,6 +90,8 @@ struct Side<'a> {
 struct Row {
     run: Duration,
     run_none: Duration,
+    exec: Duration,
+    exec_api: Duration,
     detached: Duration,
     create: Duration,
     list: Duration,
@@ -113,6 +116,7 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
     timed((s.docker)(&warm))?;
     r.run = run(&[])?;
     r.run_none = run(&["--network", "none"])?;
+    (r.exec, r.exec_api) = exec_median(s, a)?;
     let t = Instant::now();
     for _ in 0..a.detached {
         let mut args = vec!["run", "-d"];
@@ -123,6 +127,58 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
     r.detached = t.elapsed();
     eprintln!("{}: {} detached containers started in {:.2?}", s.name, a.detached, r.detached);
     Ok(r)
+}
+
+/// `docker exec CTR true` into one running container: the whole CLI round trip (inspect,
+/// exec create, start with its hijacked stream, exec inspect); and the same three exec calls
+/// straight on the socket, without the CLI's own start-up.
+fn exec_median(s: &Side, a: &Args) -> Result<(Duration, Duration), String> {
+    let name = format!("bench-exec-{}", std::process::id());
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend_from_slice(&s.run_args);
+    args.extend_from_slice(&["--network", "none", "busybox", "sleep", "1000"]);
+    timed((s.docker)(&args))?;
+    let n = a.iterations.max(1) * 2;
+    let result = (|| {
+        timed((s.docker)(&["exec", &name, "true"]))?;
+        let mut cli = Vec::new();
+        for _ in 0..n {
+            cli.push(timed((s.docker)(&["exec", &name, "true"]))?);
+        }
+        let mut api = Vec::new();
+        if s.sock.exists() {
+            for _ in 0..n {
+                api.push(exec_api(s.sock, &name)?);
+            }
+        }
+        Ok((median(cli), median(api)))
+    })();
+    let _ = (s.docker)(&["rm", "-f", &name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    result
+}
+
+/// POST /containers/{name}/exec, POST /exec/{id}/start (upgraded, read to the end), GET
+/// /exec/{id}/json: the exit code must be there.
+fn exec_api(sock: &Path, name: &str) -> Result<Duration, String> {
+    let t = Instant::now();
+    let body = r#"{"AttachStdout":true,"AttachStderr":true,"Cmd":["true"]}"#;
+    let (_, created) = http(sock, "POST", &format!("/v1.41/containers/{name}/exec"), body)?;
+    let id = created.split('"').nth(3).ok_or("no exec id")?.to_owned();
+    let mut c = UnixStream::connect(sock).map_err(|e| e.to_string())?;
+    let start = r#"{"Detach":false,"Tty":false}"#;
+    let req = format!(
+        "POST /v1.41/exec/{id}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+        start.len()
+    );
+    c.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let (_, inspect) = http(sock, "GET", &format!("/v1.41/exec/{id}/json"), "")?;
+    let d = t.elapsed();
+    if !inspect.contains("\"ExitCode\":0") {
+        return Err(format!("exec {id}: {inspect}"));
+    }
+    Ok(d)
 }
 
 fn api_measure(s: &Side, a: &Args, r: &mut Row) -> Result<(), String> {
@@ -233,6 +289,8 @@ fn run(a: &Args) -> Result<(), String> {
     let rows = [
         (format!("run --rm busybox true (median of {})", a.iterations), dk.run, bt.run),
         ("run --rm --network none busybox true".to_owned(), dk.run_none, bt.run_none),
+        (format!("exec CTR true (median of {})", a.iterations.max(1) * 2), dk.exec, bt.exec),
+        ("exec: create+start+inspect on the socket".to_owned(), dk.exec_api, bt.exec_api),
         (format!("{} detached sleep containers (total)", a.detached), dk.detached, bt.detached),
         ("POST /containers/create (median)".to_owned(), dk.create, bt.create),
         (format!("GET /containers/json?all=1, {} ctrs", a.list_size), dk.list, bt.list),
@@ -242,7 +300,8 @@ fn run(a: &Args) -> Result<(), String> {
     }
     if let Some(p) = podman {
         println!("{:<44} {:>12} {:>12} {:>12}", "podman (same CLI-level operations)", "podman", "berth", "berth/podman");
-        for ((name, _, b), p) in rows.iter().zip([p.run, p.run_none, p.detached]) {
+        let rows = rows.iter().filter(|r| !r.0.contains("socket"));
+        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.exec, p.detached]) {
             println!("{name:<44} {:>12} {:>12} {:>12}", ms(p), ms(*b), ratio(*b, p));
         }
     }

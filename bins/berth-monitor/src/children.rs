@@ -23,12 +23,14 @@ const MAX_REPORT: usize = 16 * 1024;
 /// Forks; the child runs `work` and reports its result as text on a pipe, then exits. Returns
 /// what the child reported, or why it reported nothing.
 pub(crate) fn in_child(what: &str, work: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
+    in_child_in(what, None, work)
+}
+
+/// `in_child` with the child born in the cgroup2 directory `cgroup` (when the kernel allows).
+fn in_child_in(what: &str, cgroup: Option<RawFd>, work: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
     let (r, w) = sys::pipe().map_err(|e| format!("{what}: pipe: {e}"))?;
-    // SAFETY: the monitor is single-threaded, so the child may run anything.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(format!("{what}: fork: {}", std::io::Error::last_os_error()));
-    }
+    // The monitor is single-threaded, so the child may run anything.
+    let pid = sys::fork_into(cgroup).map_err(|e| format!("{what}: fork: {e}"))?;
     if pid == 0 {
         drop(r);
         for s in IGNORED {
@@ -76,6 +78,12 @@ pub(crate) struct OomCounter {
 }
 
 impl OomCounter {
+    /// No counter: an exec's process shares the container's cgroup, whose OOM kills the
+    /// container's monitor reports.
+    pub(crate) fn none() -> OomCounter {
+        OomCounter { path: None, baseline: 0 }
+    }
+
     /// Whether the kernel OOM-killed a process of the container since it was created. Must be
     /// read before the cgroup is removed.
     pub(crate) fn fired(&self) -> bool {
@@ -152,6 +160,34 @@ pub(crate) fn create(cfg: &MonitorConfig, io: ChildStdio) -> Result<Created, Str
     let baseline = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let path = parts.next().filter(|p| !p.is_empty()).and_then(|p| CString::new(p).ok());
     Ok(Created { init_pid, oom: OomCounter { path, baseline } })
+}
+
+/// Starts an exec's process in the running container, from a forked child as `create` does:
+/// the process (a grandchild) reparents to the monitor once the child exits.
+pub(crate) fn exec(cfg: &MonitorConfig, e: &crate::ExecMode, io: ChildStdio) -> Result<Created, String> {
+    // Born in the container's cgroup2, the runtime has no cgroup2 move to make (the costly one;
+    // cgroup v1 moves of a thread are cheap).
+    let cgroup = e.cgroup2.as_ref().and_then(|p| sys::cstring(p).ok()).and_then(|p| sys::open(&p, libc::O_RDONLY | libc::O_DIRECTORY, 0).ok());
+    let text = in_child_in("exec", cgroup.as_ref().map(|f| f.as_raw_fd()), || {
+        for (i, fd) in io.stdio.iter().enumerate() {
+            sys::dup2(*fd, i as RawFd).map_err(|e| format!("set up the exec's stdio: {e}"))?;
+        }
+        for fd in io.close {
+            // SAFETY: the monitor's descriptors; this process exits without using them.
+            unsafe { libc::close(*fd) };
+        }
+        let opts = berth_runtime::exec::ExecOpts {
+            root: cfg.runtime_root.clone(),
+            id: cfg.id.clone(),
+            process: serde_json::from_str(&e.process).map_err(|e| format!("bad exec process: {e}"))?,
+            console_fd: io.console.map(|c| c.try_clone()).transpose().map_err(|e| format!("dup console socket: {e}"))?,
+            ..Default::default()
+        };
+        let pid = berth_runtime::exec::exec(&opts).map_err(|e| e.to_string())?;
+        Ok(pid.to_string())
+    })?;
+    let init_pid = text.trim().parse().map_err(|_| format!("exec: bad report from the exec child: {text:?}"))?;
+    Ok(Created { init_pid, oom: OomCounter::none() })
 }
 
 /// Removes the container in a forked child: kills whatever is left in its cgroup (processes

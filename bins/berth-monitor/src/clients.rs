@@ -17,9 +17,12 @@ const MAX_REQUEST: usize = 64;
 pub(crate) enum Request {
     Attach { stdin: bool, stdout: bool, stderr: bool },
     Resize { rows: u16, cols: u16 },
+    /// Signal the monitored process (an exec's, to end a health probe that timed out).
+    Kill { signal: i32 },
 }
 
-/// Parses `attach <0|1> <0|1> <0|1>` or `resize <rows> <cols>` (without the newline).
+/// Parses `attach <0|1> <0|1> <0|1>`, `resize <rows> <cols>` or `kill <signal>` (without the
+/// newline).
 pub(crate) fn parse_request(line: &[u8]) -> Result<Request, String> {
     let line = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_string())?;
     let mut words = line.split(' ');
@@ -33,6 +36,10 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, String> {
         Some("resize") => {
             let mut dim = || words.next().and_then(|w| w.parse::<u16>().ok()).ok_or_else(|| format!("bad request {line:?}: resize takes rows and cols"));
             Request::Resize { rows: dim()?, cols: dim()? }
+        }
+        Some("kill") => {
+            let signal = words.next().and_then(|w| w.parse::<i32>().ok()).filter(|s| (1..=64).contains(s));
+            Request::Kill { signal: signal.ok_or_else(|| format!("bad request {line:?}: kill takes a signal number"))? }
         }
         _ => return Err(format!("unknown request {line:?}")),
     };
@@ -174,7 +181,8 @@ mod tests {
     fn requests_parse() {
         assert_eq!(parse_request(b"attach 1 0 1"), Ok(Request::Attach { stdin: true, stdout: false, stderr: true }));
         assert_eq!(parse_request(b"resize 24 80"), Ok(Request::Resize { rows: 24, cols: 80 }));
-        for bad in [&b"attach 1 0"[..], b"attach 1 0 2", b"resize 24", b"resize -1 80", b"resize 1 2 3", b"hello", b""] {
+        assert_eq!(parse_request(b"kill 9"), Ok(Request::Kill { signal: 9 }));
+        for bad in [&b"attach 1 0"[..], b"attach 1 0 2", b"resize 24", b"resize -1 80", b"resize 1 2 3", b"hello", b"", b"kill 0", b"kill x"] {
             assert!(parse_request(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -3,6 +3,10 @@
 //! attach and resize on `<bundle>/monitor.sock`, and records its exit in `<bundle>/exit.json`.
 //! It outlives berthd, so containers survive a daemon restart. See docs/engine.md, "The monitor".
 //!
+//! In exec mode ([`spawn_exec`]) the same process and loop run one `docker exec` process in an
+//! already running container instead (berth_runtime::exec), with `exec-<exec id>.sock` and
+//! `exec-<exec id>.json` in the container's bundle, no log, and exit when that process exits.
+//!
 //! This library is both sides: the client the engine uses ([`spawn`], [`attach`], [`resize`],
 //! [`read_exit`], [`alive`]) and the monitor process itself (`monitor::main`, run by the
 //! berth-monitor binary).
@@ -17,7 +21,8 @@ mod sys;
 mod trim;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -76,6 +81,47 @@ pub struct MonitorConfig {
     pub systemd_cgroup: bool,
     /// Initial terminal size (rows, cols) with a tty.
     pub console_size: Option<(u16, u16)>,
+    /// Exec mode: run this process in the running container `id` instead of creating it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecMode>,
+}
+
+/// What an exec-mode monitor runs. It reaches the monitor over its stdin socket, never on the
+/// command line: an exec's environment may hold secrets that /proc/<pid>/cmdline would show.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecMode {
+    pub exec_id: String,
+    /// The OCI process (JSON); parsed only in the short-lived child that starts it.
+    pub process: String,
+    /// The socket the config came on stays connected as a client attached to these streams
+    /// (stdin, stdout, stderr), so no early output is lost; None: detached.
+    pub attach: Option<[bool; 3]>,
+    /// The container's cgroup2 directory (pure v2 or hybrid hosts): the process is born there.
+    #[serde(default)]
+    pub cgroup2: Option<PathBuf>,
+}
+
+impl MonitorConfig {
+    pub(crate) fn socket(&self) -> PathBuf {
+        match &self.exec {
+            Some(e) => exec_socket_path(&self.bundle, &e.exec_id),
+            None => socket_path(&self.bundle),
+        }
+    }
+
+    pub(crate) fn exit_file(&self) -> PathBuf {
+        match &self.exec {
+            Some(e) => exec_exit_path(&self.bundle, &e.exec_id),
+            None => exit_path(&self.bundle),
+        }
+    }
+
+    pub(crate) fn pid_file(&self) -> PathBuf {
+        match &self.exec {
+            Some(e) => self.bundle.join(format!("exec-{}.pid", e.exec_id)),
+            None => pid_path(&self.bundle),
+        }
+    }
 }
 
 /// A running monitor.
@@ -121,6 +167,14 @@ pub fn pid_path(bundle: &Path) -> PathBuf {
     bundle.join("monitor.pid")
 }
 
+pub fn exec_socket_path(bundle: &Path, exec_id: &str) -> PathBuf {
+    bundle.join(format!("exec-{exec_id}.sock"))
+}
+
+pub fn exec_exit_path(bundle: &Path, exec_id: &str) -> PathBuf {
+    bundle.join(format!("exec-{exec_id}.json"))
+}
+
 /// Starts a monitor for `cfg` and returns once the container is created (its init waiting for
 /// berth_runtime's `start`) and monitor.sock listens. The monitor is not the caller's child
 /// (nothing to reap) and survives the caller. On failure nothing is left: no monitor, no
@@ -130,14 +184,82 @@ pub fn pid_path(bundle: &Path) -> PathBuf {
 /// std::process::Command, without a pre_exec hook.
 pub fn spawn(cfg: &MonitorConfig) -> Result<Monitor> {
     let json = serde_json::to_string(cfg).map_err(|e| Error::Spawn(format!("encode monitor config: {e}")))?;
+    run_monitor(cfg, &json, None)
+}
+
+/// Starts an exec-mode monitor (`cfg.exec` set) and returns once the process runs (or failed to
+/// start: its error, e.g. `exec: "nosuch": executable file not found in $PATH`). The stream is
+/// the client attached to the streams `exec.attach` asks for: the process's output in the same
+/// framing as [`attach`], and its stdin. Detached, it carries nothing and may be dropped.
+pub fn spawn_exec(cfg: &MonitorConfig) -> Result<(Monitor, UnixStream)> {
+    if cfg.exec.is_none() {
+        return Err(Error::Spawn("spawn_exec without an exec".into()));
+    }
+    let json = serde_json::to_string(cfg).map_err(|e| Error::Spawn(format!("encode monitor config: {e}")))?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::io("create the exec's socket", e))?;
+    let m = run_monitor(cfg, "-", Some((theirs, json.as_bytes(), &ours)))?;
+    Ok((m, ours))
+}
+
+/// Monitors run from a read-only view of their binary (a container must not be able to rewrite
+/// it through /proc/<pid>/exe: CVE-2019-5736). Made once per binary and process and shared by
+/// every spawn, it spares each monitor re-executing itself to get one. The view pins the file
+/// it was made of: a binary replaced on disk is picked up by the next daemon.
+fn protected_view(bin: &Path) -> Option<RawFd> {
+    static VIEWS: std::sync::Mutex<Vec<(PathBuf, Option<OwnedFd>)>> = std::sync::Mutex::new(Vec::new());
+    let mut views = VIEWS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = views.iter().find(|(p, _)| p == bin) {
+        return v.as_ref().map(|f| f.as_raw_fd());
+    }
+    // Without the privilege for it, monitors protect themselves (monitor::main).
+    let view = sys::readonly_view(bin).ok();
+    let fd = view.as_ref().map(|f| f.as_raw_fd());
+    views.push((bin.to_path_buf(), view));
+    fd
+}
+
+/// Runs the monitor binary with `arg` (the config, or "-": the config comes on stdin, `len\n`
+/// then the JSON, written on `ours` once the process runs) and reads its report.
+fn run_monitor(cfg: &MonitorConfig, arg: &str, stdin: Option<(UnixStream, &[u8], &UnixStream)>) -> Result<Monitor> {
     let (r, w) = sys::pipe().map_err(|e| Error::io("create the monitor's sync pipe", e))?;
     let w2 = w.try_clone().map_err(|e| Error::io("create the monitor's sync pipe", e))?;
-    let mut cmd = Command::new(&cfg.monitor_bin);
-    cmd.arg(json).stdin(Stdio::null()).stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+    let mut cmd = match protected_view(&cfg.monitor_bin) {
+        Some(fd) => {
+            // The path is resolved before the exec closes the (close-on-exec) descriptor.
+            let mut c = Command::new(format!("/proc/self/fd/{fd}"));
+            c.arg0(&cfg.monitor_bin);
+            c
+        }
+        None => Command::new(&cfg.monitor_bin),
+    };
+    cmd.arg(arg).stdout(Stdio::from(w)).stderr(Stdio::from(w2));
+    if arg == "-" {
+        // Only for ps and leak checks: which container this exec's monitor serves.
+        cmd.arg(&cfg.bundle);
+    }
+    let mut feed = None;
+    match stdin {
+        Some((theirs, config, ours)) => {
+            cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
+            feed = Some((config, ours));
+        }
+        None => {
+            cmd.stdin(Stdio::null());
+        }
+    }
     let child = cmd.spawn();
-    // The Command holds our copies of the pipe's write end: EOF needs them closed.
+    // The Command holds our copies of the pipe's write end (and of the exec's socket): EOF
+    // needs them closed.
     drop(cmd);
     let mut child = child.map_err(|e| Error::io(format!("run {}", cfg.monitor_bin.display()), e))?;
+    if let Some((config, mut ours)) = feed {
+        let sent = ours.write_all(format!("{}\n", config.len()).as_bytes()).and_then(|()| ours.write_all(config));
+        if let Err(e) = sent {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::io("send the exec's config to the monitor", e));
+        }
+    }
     let mut out = Vec::new();
     let read = std::fs::File::from(r).take(1 << 16).read_to_end(&mut out);
     // The first monitor process exits as soon as it has forked the real one.
@@ -177,9 +299,12 @@ fn short_socket_path(path: &Path) -> std::io::Result<(PathBuf, Option<OwnedFd>)>
 }
 
 fn connect(bundle: &Path) -> Result<UnixStream> {
-    let path = socket_path(bundle);
+    connect_to(&socket_path(bundle))
+}
+
+fn connect_to(path: &Path) -> Result<UnixStream> {
     let step = || format!("connect to the monitor at {}", path.display());
-    let (short, _dir) = short_socket_path(&path).map_err(|e| Error::io(step(), e))?;
+    let (short, _dir) = short_socket_path(path).map_err(|e| Error::io(step(), e))?;
     UnixStream::connect(&short).map_err(|e| Error::io(step(), e))
 }
 
@@ -222,9 +347,28 @@ pub fn resize(bundle: &Path, rows: u16, cols: u16) -> Result<()> {
     request(&mut connect(bundle)?, &format!("resize {rows} {cols}\n"))
 }
 
+/// Sets an exec's terminal size.
+pub fn exec_resize(bundle: &Path, exec_id: &str, rows: u16, cols: u16) -> Result<()> {
+    request(&mut connect_to(&exec_socket_path(bundle, exec_id))?, &format!("resize {rows} {cols}\n"))
+}
+
+/// Sends `sig` to an exec's process. The monitor is its parent, so the pid cannot have been
+/// reused by another process while the monitor answers.
+pub fn exec_kill(bundle: &Path, exec_id: &str, sig: i32) -> Result<()> {
+    request(&mut connect_to(&exec_socket_path(bundle, exec_id))?, &format!("kill {sig}\n"))
+}
+
 /// The recorded exit, or None while there is none (the container runs, or never ran).
 pub fn read_exit(bundle: &Path) -> Result<Option<ExitRecord>> {
-    let path = exit_path(bundle);
+    read_exit_at(exit_path(bundle))
+}
+
+/// An exec's recorded exit, or None while it runs.
+pub fn read_exec_exit(bundle: &Path, exec_id: &str) -> Result<Option<ExitRecord>> {
+    read_exit_at(exec_exit_path(bundle, exec_id))
+}
+
+fn read_exit_at(path: PathBuf) -> Result<Option<ExitRecord>> {
     match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|err| Error::BadExitRecord { path, err }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -232,15 +376,26 @@ pub fn read_exit(bundle: &Path) -> Result<Option<ExitRecord>> {
     }
 }
 
-/// Writes exit.json so that a reader sees the whole record or none: temp file, fsync, rename.
-pub(crate) fn write_exit(bundle: &Path, rec: &ExitRecord) -> std::io::Result<()> {
-    let tmp = bundle.join(".exit.json.tmp");
+/// Writes the exit record at `path` so that a reader sees the whole record or none: temp file,
+/// rename. `durable` adds the fsyncs a container's record needs to survive a host crash; an
+/// exec's record only has to outlive berthd (it is not persisted, as in Docker).
+pub(crate) fn write_exit(path: &Path, rec: &ExitRecord, durable: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(path.file_name().unwrap_or_default());
+    tmp.push(".tmp");
+    let tmp = dir.join(tmp);
     let data = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, exit_path(bundle))?;
-    std::fs::File::open(bundle)?.sync_all()
+    if durable {
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Whether process `pid` is alive and is the one that started at `start_time` (not a later
@@ -287,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_exit(dir.path()).unwrap(), None);
         let rec = ExitRecord { exit_code: 137, oom_killed: true, finished_at: "2026-11-23T13:45:01.123456789Z".into(), error: None };
-        write_exit(dir.path(), &rec).unwrap();
+        write_exit(&exit_path(dir.path()), &rec, true).unwrap();
         assert_eq!(read_exit(dir.path()).unwrap(), Some(rec));
         assert!(!dir.path().join(".exit.json.tmp").exists());
         let text = std::fs::read_to_string(exit_path(dir.path())).unwrap();

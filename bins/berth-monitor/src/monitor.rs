@@ -3,6 +3,10 @@
 //! caller (setsid + fork: the caller only reaps the short-lived first process), creates the
 //! container, listens on monitor.sock, reports `created ...` or `error ...` on the sync pipe, and
 //! then relays until the container exits and its exit is recorded.
+//!
+//! Exec mode (`spawn_exec`: the argument is "-" and the config comes on stdin, a socket that then
+//! stays connected as the first attached client): the same, but the process is started in the
+//! running container (berth_runtime::exec) instead of a container being created.
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,11 +20,17 @@ use crate::{sys, ExitRecord, MonitorConfig};
 
 /// The monitor's entry point (its `main`); never returns.
 pub fn main() -> ! {
+    // Started through a descriptor (/proc/self/fd/N), the kernel would name the process "N".
+    // SAFETY: prctl with a static C string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-monitor".as_ptr(), 0, 0, 0) };
     let args: Vec<OsString> = std::env::args_os().collect();
-    let cfg: MonitorConfig = match args.get(1).map(|a| serde_json::from_slice(a.as_bytes())) {
-        Some(Ok(c)) if args.len() == 2 => c,
+    // "-": the config comes on stdin (a third argument, the bundle, is for ps only).
+    let from_stdin = (2..=3).contains(&args.len()) && args[1] == "-";
+    let parsed: Option<MonitorConfig> = match args.get(1).map(|a| serde_json::from_slice(a.as_bytes())) {
+        _ if from_stdin => None,
+        Some(Ok(c)) if args.len() == 2 => Some(c),
         Some(Err(e)) => fail(&format!("berth-monitor: bad config argument: {e}")),
-        _ => fail("usage: berth-monitor <config JSON> (started by berth_monitor::spawn)"),
+        _ => fail("usage: berth-monitor <config JSON> | - [bundle] (started by berth_monitor::spawn)"),
     };
     drop(args);
     // A container could otherwise reach this binary through /proc/<monitor>/exe and rewrite it
@@ -30,9 +40,17 @@ pub fn main() -> ! {
             fail(&format!("berth-monitor: {e}"));
         }
     }
+    // Read only now: the re-executed process starts over, and stdin can be read only once.
+    let cfg = match parsed {
+        Some(c) => c,
+        None => read_config_from_stdin().unwrap_or_else(|e| fail(&format!("error berth-monitor: config on stdin: {e}"))),
+    };
     daemonize();
     match setup(&cfg) {
-        Ok(relay) => {
+        Ok(mut relay) => {
+            if let Some(c) = attached_stdin_client(&cfg) {
+                relay.clients.push(c);
+            }
             let (pid, start) = own_pid_and_start();
             report(&format!("created {} {pid} {start}\n", relay.init_pid));
             detach_stdio();
@@ -43,6 +61,50 @@ pub fn main() -> ! {
         }
         Err(e) => fail(&format!("error {e}")),
     }
+}
+
+/// `<len>\n<JSON>` from stdin, read exactly: what follows is the attached client's input.
+fn read_config_from_stdin() -> Result<MonitorConfig, String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while b[0] != b'\n' {
+        match sys::read(0, &mut b) {
+            Ok(1) if b[0] == b'\n' => {}
+            Ok(1) if line.len() < 20 => line.push(b[0]),
+            Ok(_) => return Err("bad length line".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let len: usize = std::str::from_utf8(&line).ok().and_then(|l| l.parse().ok()).filter(|l| *l <= 16 << 20).ok_or("bad length")?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match sys::read(0, &mut buf[got..]) {
+            Ok(0) => return Err("truncated".into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    serde_json::from_slice(&buf).map_err(|e| e.to_string())
+}
+
+/// Exec mode: the socket on stdin stays as a client attached to the streams it asked for.
+fn attached_stdin_client(cfg: &MonitorConfig) -> Option<crate::clients::Client> {
+    let [stdin, stdout, stderr] = cfg.exec.as_ref()?.attach?;
+    // SAFETY: fcntl on our own stdin; the result is a new descriptor (or -1).
+    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a descriptor fcntl just returned.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    sys::set_nonblocking(fd.as_raw_fd()).ok()?;
+    let mut c = crate::clients::Client::new(fd);
+    c.attached = true;
+    (c.stdin, c.stdout, c.stderr) = (stdin, stdout, stderr);
+    Some(c)
 }
 
 /// Reports `msg` to the caller and exits 1.
@@ -140,8 +202,8 @@ fn remove_stale(path: &Path) -> Result<(), String> {
 /// left behind: the create child rolls its own work back, and what follows a successful create
 /// deletes the container again.
 fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
-    let sock = crate::socket_path(&cfg.bundle);
-    remove_stale(&crate::exit_path(&cfg.bundle))?;
+    let sock = cfg.socket();
+    remove_stale(&cfg.exit_file())?;
     remove_stale(&sock)?;
     let log = match &cfg.log_path {
         Some(p) => Some(JsonLog::open(p).map_err(|e| format!("open container log {}: {e}", p.display()))?),
@@ -150,10 +212,11 @@ fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
     let mut io = make_stdio(cfg).map_err(|e| format!("set up the container's stdio: {e}"))?;
     let mut close: Vec<i32> = io.outputs.iter().flatten().chain(&io.stdin).chain(&io.console).map(|f| f.as_raw_fd()).collect();
     close.extend(log.as_ref().map(|l| l.raw_fd()));
-    let created = children::create(
-        cfg,
-        ChildStdio { stdio: [0, 1, 2].map(|i| io.child[i].as_raw_fd()), close: &close, console: io.child_console.as_ref() },
-    )?;
+    let child_io = ChildStdio { stdio: [0, 1, 2].map(|i| io.child[i].as_raw_fd()), close: &close, console: io.child_console.as_ref() };
+    let created = match &cfg.exec {
+        Some(e) => children::exec(cfg, e, child_io)?,
+        None => children::create(cfg, child_io)?,
+    };
     // Our copies of the container's ends must go, or its output would never reach EOF.
     drop(io.child);
     drop(io.child_console.take());
@@ -178,7 +241,7 @@ fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
             sys::set_nonblocking(f.as_raw_fd()).map_err(|e| format!("set up the container's stdio: {e}"))?;
         }
         let listener = listen(&sock).map_err(|e| format!("listen on {}: {e}", sock.display()))?;
-        write_pid_file(&crate::pid_path(&cfg.bundle)).map_err(|e| format!("write {}: {e}", crate::pid_path(&cfg.bundle).display()))?;
+        write_pid_file(&cfg.pid_file()).map_err(|e| format!("write {}: {e}", cfg.pid_file().display()))?;
         // From here SIGCHLD arrives through a descriptor (blocked only now: the create child
         // must not pass a blocked SIGCHLD on to the container).
         let set = sys::block_sigchld(true);
@@ -187,10 +250,15 @@ fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
         Ok(Relay::new(cfg, init_pid, created.oom, outputs, io.stdin.take(), master, log, listener, sigfd))
     })();
     rest.inspect_err(|_| {
-        let _ = children::delete(&cfg.runtime_root, &cfg.id);
+        if cfg.exec.is_some() {
+            // SAFETY: kill of our own child (not reaped yet, so the pid is still its).
+            unsafe { libc::kill(init_pid, libc::SIGKILL) };
+        } else {
+            let _ = children::delete(&cfg.runtime_root, &cfg.id);
+        }
         let _ = sys::waitpid(init_pid, 0);
         let _ = std::fs::remove_file(&sock);
-        let _ = std::fs::remove_file(crate::pid_path(&cfg.bundle));
+        let _ = std::fs::remove_file(cfg.pid_file());
     })
 }
 
@@ -237,8 +305,10 @@ fn record_exit(cfg: &MonitorConfig, out: Outcome) {
         finished_at: out.finished_at,
         error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
     };
-    let _ = crate::write_exit(&cfg.bundle, &rec);
+    // Written before the clients see EOF: a client that then asks berthd for the exit code
+    // (the docker CLI after `exec`) finds it.
+    let _ = crate::write_exit(&cfg.exit_file(), &rec, cfg.exec.is_none());
     drop(out.clients);
-    let _ = std::fs::remove_file(crate::socket_path(&cfg.bundle));
-    let _ = std::fs::remove_file(crate::pid_path(&cfg.bundle));
+    let _ = std::fs::remove_file(cfg.socket());
+    let _ = std::fs::remove_file(cfg.pid_file());
 }

@@ -358,6 +358,17 @@ impl<'a> Relay<'a> {
                 };
                 false
             }
+            Ok(Request::Kill { signal }) => {
+                // Once reaped the pid is not ours to signal any more.
+                // SAFETY: kill of our own child, not reaped yet.
+                let r = if self.status.is_none() { unsafe { libc::kill(self.init_pid, signal) } } else { 0 };
+                if r == 0 {
+                    c.answer("ok\n");
+                } else {
+                    c.answer(&format!("error kill: {}\n", io::Error::last_os_error()));
+                }
+                false
+            }
             Err(e) => {
                 c.answer(&format!("error {e}\n"));
                 false
@@ -392,11 +403,12 @@ impl<'a> Relay<'a> {
     }
 
     /// Client `i` will send nothing more: with StdinOnce, its stdin ending closes the
-    /// container's (once what it sent has been delivered).
+    /// container's (once what it sent has been delivered). Not with a TTY: as with Docker, a
+    /// detached terminal client can attach again and type.
     fn stdin_ended(&mut self, i: usize) {
         let c = &mut self.clients[i];
         c.read_closed = true;
-        if c.stdin && self.cfg.stdin_once && self.stdin.is_some() {
+        if c.stdin && self.cfg.stdin_once && !self.cfg.tty && self.stdin.is_some() {
             if self.input_off < self.input.len() {
                 self.close_stdin_when_flushed = true;
             } else {
@@ -426,8 +438,11 @@ impl<'a> Relay<'a> {
     fn begin_exit(&mut self) {
         self.exiting = true;
         self.oom_killed = self.oom.fired();
-        if let Err(e) = children::delete(&self.cfg.runtime_root, &self.cfg.id) {
-            self.errors.push(e);
+        // An exec's end is not the container's: the container stays.
+        if self.cfg.exec.is_none() {
+            if let Err(e) = children::delete(&self.cfg.runtime_root, &self.cfg.id) {
+                self.errors.push(e);
+            }
         }
         self.listener = None;
         self.stdin = None;

@@ -50,6 +50,70 @@ pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::R
     cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, mode) }).map(owned)
 }
 
+/// fork(2), born in the cgroup2 directory `cgroup` when given (clone3 CLONE_INTO_CGROUP):
+/// moving a process into a cgroup2 afterwards waits for an RCU grace period (~15 ms on some
+/// hosts); being born there does not. Where the kernel refuses that, a plain fork.
+pub(crate) fn fork_into(cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    if let Some(fd) = cgroup {
+        let args = CloneArgs { flags: CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: fd as u64, ..Default::default() };
+        // SAFETY: clone3 without CLONE_VM and without a stack behaves as fork; the monitor is
+        // single-threaded.
+        let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        if r >= 0 {
+            return Ok(r as libc::pid_t);
+        }
+    }
+    // SAFETY: fork in a single-threaded process.
+    cvt(unsafe { libc::fork() })
+}
+
+/// A detached, read-only (nosuid, nodev) bind mount of the file at `path` (open_tree +
+/// mount_setattr; needs CAP_SYS_ADMIN): executing through it gives a process whose binary cannot
+/// be written through /proc/<pid>/exe.
+pub(crate) fn readonly_view(path: &Path) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct MountAttr {
+        set: u64,
+        clear: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const RDONLY_NOSUID_NODEV: u64 = 0x1 | 0x2 | 0x4;
+    let p = cstring(path)?;
+    // SAFETY: valid C string; flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tree = owned(fd as RawFd);
+    let attr = MountAttr { set: RDONLY_NOSUID_NODEV, clear: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr struct of the size passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_mount_setattr, tree.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH as libc::c_uint, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
 pub(crate) fn dev_null(flags: libc::c_int) -> io::Result<OwnedFd> {
     open(c"/dev/null", flags, 0)
 }

@@ -23,6 +23,32 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a healthcheck, once it has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `State.Health`: the healthcheck's status and its last probes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// starting, healthy or unhealthy.
+    pub status: String,
+    pub failing_streak: i64,
+    /// The last few probes, oldest first.
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One probe of a healthcheck.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthcheckResult {
+    /// RFC 3339 with nanoseconds.
+    pub start: String,
+    pub end: String,
+    /// 0 healthy, 1 unhealthy, -1 the probe could not run or timed out.
+    pub exit_code: i64,
+    pub output: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -43,7 +43,7 @@ impl<'de> Deserialize<'de> for EmptyObject {
 }
 
 /// `null` -> the type's zero value (Go leaves a field untouched on `null`).
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -52,7 +52,7 @@ where
 }
 
 /// Docker's `StrSlice`: `null`, `"one string"` or `["a", "b"]`.
-fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+pub(crate) fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

@@ -1,10 +1,13 @@
 //! The Docker Engine API's types, in Docker's JSON shapes, shared by berthd's server, the engine
 //! and the berth CLI's client.
 
+#[cfg(feature = "client")] pub mod client;
 pub mod container;
 pub mod container_config;
 pub mod error;
 pub mod event;
+pub mod exec;
+pub mod stats;
 pub mod system;
 
 /// The newest API version Berth implements, announced by /version and the Api-Version header.

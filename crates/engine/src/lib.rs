@@ -2,11 +2,14 @@
 //! (state.rs, store.rs); each running container has a berth-monitor process that outlives the
 //! daemon; images come from berth-image; every step emits Docker's events.
 
+pub mod archive;
 pub mod config;
 mod create;
 pub mod error;
 pub mod etcfiles;
 pub mod events;
+mod exec;
+mod health;
 mod images;
 mod lifecycle;
 pub mod names;
@@ -15,6 +18,7 @@ pub mod record;
 mod snapshot_ops;
 mod spec;
 pub mod state;
+pub mod stats;
 pub mod logs;
 pub mod store;
 mod supervise;
@@ -55,6 +59,9 @@ pub struct Engine {
     /// One operation at a time per container (start, stop, rm... never interleave).
     op_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pending_attach: Mutex<HashMap<String, Vec<PendingAttach>>>,
+    /// `docker exec` instances (in memory only, as in Docker).
+    execs: exec::Execs,
+    health: health::HealthMonitors,
     pub events: Events,
     rt: tokio::runtime::Handle,
     started: std::time::Instant,
@@ -84,6 +91,8 @@ impl Engine {
             containers: Mutex::new(containers),
             op_locks: Mutex::default(),
             pending_attach: Mutex::default(),
+            execs: Default::default(),
+            health: Default::default(),
             events: Events::default(),
             rt,
             started: std::time::Instant::now(),

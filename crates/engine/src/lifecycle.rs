@@ -64,7 +64,13 @@ impl Engine {
             }
             _ => {}
         }
-        self.start_locked(&rec)
+        let res = self.start_locked(&rec);
+        // Docker removes an --rm container whose start failed: a client waiting for its
+        // removal (`run --rm`) must not wait forever.
+        if res.is_err() && rec.host_config.auto_remove && !self.get(&id).is_ok_and(|r| r.state.status.is_live()) {
+            let _ = self.finish_remove(&id);
+        }
+        res
     }
 
     /// Mounts the snapshot, writes the spec, spawns the monitor (which creates the container),
@@ -106,6 +112,7 @@ impl Engine {
                 let s = rec.host_config.console_size;
                 (s[0] > 0 && s[1] > 0).then(|| (s[0].min(u16::MAX as u64) as u16, s[1].min(u16::MAX as u64) as u16))
             },
+            exec: None,
         };
         let mon = match berth_monitor::spawn(&mc) {
             Ok(m) => m,
@@ -142,6 +149,7 @@ impl Engine {
             return Err(e.into());
         }
         self.emit(rec, "start", &[]);
+        self.health_started(id);
         Ok(())
     }
 

@@ -96,6 +96,7 @@ impl Engine {
                 error: s.error.clone(),
                 started_at: s.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
                 finished_at: s.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+                health: self.health_of(&rec),
             },
             image: rec.image_id.clone(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -109,7 +110,7 @@ impl Engine {
             mount_label: String::new(),
             process_label: String::new(),
             app_armor_profile: String::new(),
-            exec_ids: None,
+            exec_ids: self.running_execs(&rec.id),
             host_config: rec.host_config.clone(),
             graph_driver: GraphDriver { name: driver, data: gd },
             size_rw,
@@ -175,7 +176,8 @@ impl Engine {
                     }
                     ok
                 }
-                "health" | "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => true,
+"health" => self.health_matches(rec, vals)?,
+                "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => true,
                 _ => return Err(Error::InvalidParameter(format!("invalid filter '{k}'"))),
             };
             if !ok {
@@ -212,7 +214,7 @@ impl Engine {
                 size_root_fs: size_root,
                 labels: rec.config.labels.clone().unwrap_or_default().into_iter().collect(),
                 state: rec.state.status.as_str().into(),
-                status: status_text(&rec),
+                status: self.ps_status(&rec),
                 host_config: SummaryHostConfig {
                     network_mode: if rec.host_config.network_mode.is_empty() { "bridge".into() } else { rec.host_config.network_mode.clone() },
                 },

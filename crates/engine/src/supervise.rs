@@ -10,7 +10,7 @@ use crate::record::MonitorRef;
 use crate::state::Status;
 use crate::{lock, Engine};
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; the result is a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     // SAFETY: a fresh descriptor we own.
@@ -160,7 +160,10 @@ impl Engine {
         for rec in self.records() {
             match rec.state.status {
                 Status::Running | Status::Paused => match rec.monitor {
-                    Some(m) => self.watch(rec.id.clone(), m),
+                    Some(m) => {
+                        self.watch(rec.id.clone(), m);
+                        self.health_restored(&rec.id);
+                    }
                     None => {
                         let _ = self.update(&rec.id, |r| {
                             r.state.status = Status::Exited;

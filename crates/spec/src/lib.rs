@@ -16,6 +16,7 @@
 mod caps;
 mod devices;
 mod error;
+pub mod exec;
 pub mod host;
 mod input;
 mod mounts;

@@ -1,7 +1,10 @@
 //! The route table.
 
+mod archive;
 mod containers;
+mod exec;
 mod images;
+mod stats;
 mod system;
 
 use std::sync::Arc;
@@ -56,6 +59,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/{*rest}", get(images::get_dispatch).post(images::post_dispatch).delete(images::remove))
         .route("/system/df", get(system::df))
+        .merge(stats::routes())
+        .merge(archive::routes())
+        .merge(exec::routes())
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .with_state(engine)
 }
