@@ -234,8 +234,9 @@ fn restart_always_after_host_reboot() {
     berth_e2e::dockerd::signal(old.parse().unwrap(), "KILL");
     poll("monitors to go", Duration::from_secs(10), || d.monitors().is_empty().then_some(()));
     d.launch();
-    poll("svc to come back", Duration::from_secs(10), || (state(&d, "svc") == "running 0").then_some(()));
-    assert_ne!(d.ok(&["inspect", "-f", "{{.State.Pid}}", "svc"]), old);
+    poll("svc to come back", Duration::from_secs(10), || {
+        (state(&d, "svc") == "running 0" && d.ok(&["inspect", "-f", "{{.State.Pid}}", "svc"]) != old).then_some(())
+    });
     let st = state(&d, "oneshot");
     assert!(st.starts_with("exited"), "{st}");
     d.ok(&["rm", "-f", "svc", "oneshot"]);

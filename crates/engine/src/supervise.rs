@@ -160,6 +160,9 @@ impl Engine {
         for rec in self.records() {
             match rec.state.status {
                 Status::Running | Status::Paused => match rec.monitor {
+                    // Exits that happened while the daemon was down are recorded before the
+                    // API answers, so no client sees a dead container as running.
+                    Some(m) if !berth_monitor::alive(m.pid, m.start_time) => self.handle_exit(&rec.id, m),
                     Some(m) => {
                         self.watch(rec.id.clone(), m);
                         self.health_restored(&rec.id);
