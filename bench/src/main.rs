@@ -5,6 +5,8 @@
 //! poll the pidfd until exit → `delete`, of `true` in the shared busybox
 //! bundle, with the same config.json for every runtime. Runtimes are
 //! interleaved per iteration so drifting machine noise hits all alike.
+//! With `--docker-spec`, the config is the one berthd writes for a Docker
+//! container (seccomp profile, masked paths, /etc binds: what berthd runs).
 
 mod cycle;
 mod stats;
@@ -37,6 +39,40 @@ struct Args {
     /// Print results as JSON (with raw samples) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Use the config.json berthd writes for `docker run --network none busybox true`
+    /// (Docker's seccomp profile, masked/read-only paths, /etc binds, no cgroup namespace on
+    /// a v1 host) over a private rootfs copy, instead of the small runc-`spec`-like default.
+    #[arg(long)]
+    docker_spec: bool,
+}
+
+/// berthd's spec for `docker run --network none busybox true` on this (hybrid v1) host,
+/// captured from a running berthd: instance paths made relative (`rootfs`, the /etc files,
+/// rewritten below), no cgroupsPath (each runtime's default), ociVersion 1.1.0 for crun.
+const DOCKER_CONFIG: &str = include_str!("docker-config.json");
+
+/// A bundle with [`DOCKER_CONFIG`]: a private rootfs (the runtimes create the /etc bind
+/// targets in it) and the files berthd would bind on /etc/{hostname,hosts,resolv.conf}.
+fn docker_bundle() -> Bundle {
+    let mut bundle = Bundle::with_private_rootfs();
+    let dir = bundle.path().to_path_buf();
+    let mut config: serde_json::Value = serde_json::from_str(DOCKER_CONFIG).expect("docker-config.json");
+    for m in config["mounts"].as_array_mut().expect("mounts") {
+        if m["type"] == "bind" {
+            let name = m["source"].as_str().expect("bind source").to_string();
+            let file = dir.join(&name);
+            let text = match name.as_str() {
+                "hostname" => "c4bb6c100610\n",
+                "hosts" => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+                _ => "nameserver 127.0.0.53\n",
+            };
+            std::fs::write(&file, text).expect("writing /etc file for the docker spec");
+            m["source"] = file.to_str().expect("bundle path is UTF-8").into();
+        }
+    }
+    *bundle.config_mut() = config;
+    bundle.write();
+    bundle
 }
 
 /// A workspace binary: `$BERTH_RUNC`-style override, else the release build
@@ -112,12 +148,17 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let mut bundle = Bundle::new();
-    bundle.set_args(&["true"]);
-    // Debian 12's crun 1.8.1 rejects ociVersion 1.2.0; the config is valid
-    // 1.1, and every runtime gets this same file.
-    bundle.config_mut()["ociVersion"] = "1.1.0".into();
-    bundle.write();
+    let bundle = if args.docker_spec {
+        docker_bundle()
+    } else {
+        let mut bundle = Bundle::new();
+        bundle.set_args(&["true"]);
+        // Debian 12's crun 1.8.1 rejects ociVersion 1.2.0; the config is valid
+        // 1.1, and every runtime gets this same file.
+        bundle.config_mut()["ociVersion"] = "1.1.0".into();
+        bundle.write();
+        bundle
+    };
 
     let mut results: Vec<RuntimeResult> = runtimes
         .iter()
@@ -131,7 +172,8 @@ fn main() -> ExitCode {
         .collect();
     if !args.json {
         println!(
-            "berth-bench: create+start+wait+delete of `true`, {} iterations (+{} warmup), interleaved{}",
+            "berth-bench: create+start+wait+delete of `true`{}, {} iterations (+{} warmup), interleaved{}",
+            if args.docker_spec { " (berthd's Docker spec)" } else { "" },
             args.iterations,
             args.warmup,
             if hid_unified { "; private mount ns without /sys/fs/cgroup/unified" } else { "" }

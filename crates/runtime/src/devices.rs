@@ -72,14 +72,20 @@ fn create_node(root: &OwnedFd, rel: &Path, kind: libc::mode_t, perm: u32, major:
 pub fn create_default(root: &OwnedFd, spec_devices: &[LinuxDevice], userns: bool) -> Result<()> {
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let r = (|| {
+        // /dev resolved once for all of them.
+        let dev = mkdir_all_in_root(root.as_raw_fd(), Path::new("dev"), 0o755)?;
         for (name, major, minor) in DEFAULT_DEVICES {
             let path = Path::new("/dev").join(name);
             if spec_devices.iter().any(|d| d.path() == &path) {
                 continue;
             }
-            create_node(root, &fsutil::relative(&path), libc::S_IFCHR, 0o666, major, minor, userns)?;
+            match mknod_at(&dev, name, libc::S_IFCHR, 0o666, major, minor) {
+                Ok(()) => {}
+                // create_node knows the user-namespace fallback.
+                Err(Errno::EPERM) if userns => create_node(root, &fsutil::relative(&path), libc::S_IFCHR, 0o666, major, minor, userns)?,
+                Err(e) => return Err(Error::sys(format!("mknod {}", path.display()), e)),
+            }
         }
-        let dev = mkdir_all_in_root(root.as_raw_fd(), Path::new("dev"), 0o755)?;
         let mut links: Vec<(&str, &str)> = SYMLINKS.to_vec();
         if Path::new("/proc/kcore").exists() {
             links.push(("/proc/kcore", "core"));

@@ -43,13 +43,14 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     if !matches!(st, Status::Running | Status::Created) {
         return Err(Error::WrongState { id: o.id.clone(), status: st.to_string(), op: "exec".into() });
     }
-    let seccomp = rec.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let spec = rec.spec.get()?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let plan = ProcessPlan::new(&o.process, seccomp, &mut |w| eprintln!("berth-runc: warning: {w}"))?;
     if plan.terminal && o.console_socket.is_none() && o.console_fd.is_none() {
         return Err(Error::invalid("a terminal needs a --console-socket"));
     }
     let kinds: Vec<LinuxNamespaceType> =
-        rec.spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default().iter().map(|n| n.typ()).collect();
+        spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default().iter().map(|n| n.typ()).collect();
     let mut fds = vec![];
     for (kind, flag) in ORDER {
         if kinds.contains(&kind) {

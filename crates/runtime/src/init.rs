@@ -11,17 +11,19 @@ use crate::process::ProcessPlan;
 use crate::rootfs;
 use crate::spec::NamespacePlan;
 use crate::sync::{Channel, Tag};
+use crate::timing::mark;
 
 pub struct InitArgs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub spec: &'a oci_spec::runtime::Spec,
     pub ns: &'a NamespacePlan,
+    /// Namespaces to create here rather than at clone (see container::create).
+    pub unshare: libc::c_int,
     pub process: &'a ProcessPlan,
     pub cgroup: &'a dyn crate::cgroups::CgroupManager,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
     pub console: Option<&'a OwnedFd>,
-    pub fifo: &'a OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -56,10 +58,16 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
+    mark("init: begin");
+    // While the parent creates the cgroup and applies its limits.
+    crate::namespaces::unshare(a.unshare)?;
+    mark("init: unshared");
+    let go = ch.expect(Tag::Go, "the parent to create the cgroup and write the id maps")?;
+    let fifo = go.fd.ok_or_else(|| Error::Init("the parent sent no exec fifo".into()))?;
     // Joining from inside, while single-threaded, avoids the RCU wait of moving a process
     // from outside (see cgroups::CgroupManager::apply_self).
     a.cgroup.apply_self()?;
-    ch.expect(Tag::Go, "the parent to write the id maps")?;
+    mark("init: joined cgroup");
     if a.ns.has_new(libc::CLONE_NEWUSER) {
         // The id maps are written: become root of the new user namespace.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into()).step(|| "setgid 0 in user namespace")?;
@@ -103,11 +111,21 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         .and_then(|p| p.to_str()?.parse().ok())
         .unwrap_or_else(|| nix::unistd::getpid().as_raw());
     crate::process::HOST_PID.store(host_pid, std::sync::atomic::Ordering::Relaxed);
+    mark("init: prepare rootfs");
     rootfs::prepare(&ctx)?;
-    ch.send(Tag::RunHooks, &[])?;
-    ch.expect(Tag::HooksDone, "prestart and createRuntime hooks")?;
-    hooks::run(a.spec.hooks().as_ref(), Kind::CreateContainer, &hooks::state_with(a.state_json, host_pid, "creating"))?;
+    mark("init: rootfs prepared");
+    let spec_hooks = a.spec.hooks().as_ref();
+    // A round trip to the parent only when it has hooks to run.
+    if !hooks::list(spec_hooks, Kind::Prestart).is_empty() || !hooks::list(spec_hooks, Kind::CreateRuntime).is_empty() {
+        ch.send(Tag::RunHooks, &[])?;
+        ch.expect(Tag::HooksDone, "prestart and createRuntime hooks")?;
+        mark("init: hooks done");
+    }
+    if !hooks::list(spec_hooks, Kind::CreateContainer).is_empty() {
+        hooks::run(spec_hooks, Kind::CreateContainer, &hooks::state_with(a.state_json, host_pid, "creating"))?;
+    }
     rootfs::pivot(a.rootfs, a.no_pivot)?;
+    mark("init: pivoted");
     rootfs::set_root_propagation(ctx.propagation)?;
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         for (k, v) in sysctl {
@@ -118,10 +136,12 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
     if a.process.terminal {
         setup_terminal(a)?;
     }
+    mark("init: sysctl, terminal");
     if let Some(l) = linux {
         rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or_default())?;
         rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or_default())?;
     }
+    mark("init: masked and read-only paths");
     if a.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         rootfs::readonly_root()?;
     }
@@ -141,16 +161,22 @@ fn run(a: &InitArgs, ch: &Channel) -> Result<Never> {
         }
     }
     let cwd_ok = nix::unistd::chdir(&a.process.cwd).is_ok();
+    mark("init: set identity");
     a.process.set_identity()?;
+    mark("init: identity set");
     if !cwd_ok {
         nix::unistd::chdir(&a.process.cwd).step(|| format!("chdir to cwd {}", a.process.cwd.display()))?;
     }
     let exe = a.process.lookup()?;
     // SAFETY: prctl with integer arguments. From here on the container outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    mark("init: ready");
     ch.send(Tag::Ready, &[])?;
-    wait_for_start(a.fifo)?;
-    hooks::run(a.spec.hooks().as_ref(), Kind::StartContainer, &hooks::state_with(a.state_json, host_pid, "created"))?;
+    wait_for_start(&fifo)?;
+    mark("init: started");
+    if !hooks::list(spec_hooks, Kind::StartContainer).is_empty() {
+        hooks::run(spec_hooks, Kind::StartContainer, &hooks::state_with(a.state_json, host_pid, "created"))?;
+    }
     let err = a.process.exec(&exe, a.preserve_fds);
     eprintln!("berth-runc init: {err}");
     // SAFETY: see main.

@@ -38,6 +38,20 @@ pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
+/// The mount_setattr attributes for the per-mount flags among `flags` (MS_RDONLY, MS_NOSUID,
+/// MS_NODEV, MS_NOEXEC).
+pub fn mount_attrs(flags: libc::c_ulong) -> u64 {
+    [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+    ]
+    .iter()
+    .filter(|(f, _)| flags & f != 0)
+    .fold(0, |a, (_, m)| a | m)
+}
+
 pub fn propagation_flag(name: &str) -> Option<libc::c_ulong> {
     Some(match name {
         "private" => libc::MS_PRIVATE,
@@ -156,6 +170,14 @@ pub fn parse(options: &[String]) -> Result<MountOpts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_attrs_from_flags() {
+        assert_eq!(mount_attrs(0), 0);
+        let all = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        assert_eq!(mount_attrs(all | libc::MS_BIND | libc::MS_REC), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+        assert_eq!(mount_attrs(libc::MS_NOEXEC), MOUNT_ATTR_NOEXEC);
+    }
 
     fn p(opts: &[&str]) -> MountOpts {
         parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()

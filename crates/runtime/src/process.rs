@@ -61,6 +61,8 @@ impl ProcessPlan {
             .to_string();
         let caps = match p.capabilities() {
             Some(c) => {
+                // Read here, before the fork, so that the init finds it cached.
+                crate::capabilities::last_cap();
                 let mut s = CapSets::from_spec(c)?;
                 s.check_bounding()?;
                 s.effective_ambient(warn);
@@ -158,11 +160,14 @@ impl ProcessPlan {
         self.labels.apply()?;
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it.
         if !self.no_new_privs {
+            crate::timing::mark("init: load seccomp");
             self.load_seccomp()?;
+            crate::timing::mark("init: seccomp loaded");
         }
         if let Some(c) = &self.caps {
             c.drop_bounding()?;
         }
+        crate::timing::mark("init: bounding set dropped");
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
         let gids: Vec<nix::unistd::Gid> = self.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
@@ -220,6 +225,7 @@ impl ProcessPlan {
         }
         close_fds_from(3 + preserve_fds);
         reset_signals();
+        crate::timing::mark("init: execve");
         match nix::unistd::execve(path, &self.args, &self.env) {
             Err(e) => Error::sys(format!("exec {}", path.to_string_lossy()), e),
         }

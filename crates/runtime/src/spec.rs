@@ -15,6 +15,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
     pub spec: Spec,
+    /// config.json's text, which state.json stores as is (see state::StoredSpec).
+    pub raw: String,
 }
 
 impl Bundle {
@@ -24,6 +26,8 @@ impl Bundle {
         let data = std::fs::read(&cfg).map_err(|e| Error::io("read", &cfg, e))?;
         let spec: Spec = serde_json::from_slice(&data)
             .map_err(|e| Error::invalid(format!("{}: {e}", cfg.display())))?;
+        // serde_json accepted it: valid UTF-8.
+        let raw = String::from_utf8(data).map_err(|e| Error::invalid(format!("{}: {e}", cfg.display())))?;
         let root = spec
             .root()
             .as_ref()
@@ -38,7 +42,7 @@ impl Bundle {
         if !rootfs.is_dir() {
             return Err(Error::invalid(format!("rootfs {} is not a directory", rootfs.display())));
         }
-        Ok(Bundle { dir, rootfs, spec })
+        Ok(Bundle { dir, rootfs, spec, raw })
     }
 }
 

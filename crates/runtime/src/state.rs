@@ -1,18 +1,24 @@
 //! Per-container state kept under the runtime root (`--root`, default /run/berth-runc):
 //! `<root>/<id>/state.json`, written atomically (temp file + rename, never half-written), and
 //! `<root>/<id>/exec.fifo`, whose existence means "created, not yet started".
+//!
+//! state.json is not fsynced: it describes processes and cgroups that a reboot (the only way to
+//! lose unsynced data on a tmpfs-less /run) makes gone anyway, and the rename alone keeps
+//! readers from ever seeing half a file. An fsync cost milliseconds per create on ext4.
 
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hooks, Spec};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 
 pub const DEFAULT_ROOT: &str = "/run/berth-runc";
 const STATE_FILE: &str = "state.json";
+const TMP_FILE: &str = ".state.json.tmp";
 pub const FIFO: &str = "exec.fifo";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +57,83 @@ pub struct Record {
     pub owner: String,
     pub cgroup_path: String,
     pub systemd_cgroup: bool,
-    pub spec: Spec,
+    pub spec: StoredSpec,
+}
+
+/// The container's spec as state.json holds it: JSON text, parsed only when an operation needs
+/// the whole spec (exec, update, spec_of). start, delete and state need only [`SpecHead`]:
+/// parsing a Docker spec (its seccomp profile above all) costs more than the rest of them.
+pub struct StoredSpec {
+    raw: Box<RawValue>,
+    head: OnceLock<SpecHead>,
+    full: OnceLock<Spec>,
+}
+
+/// What start, delete and state use from the spec.
+#[derive(Debug, Default, Deserialize)]
+pub struct SpecHead {
+    #[serde(default, rename = "ociVersion")]
+    pub version: String,
+    #[serde(default)]
+    pub annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+}
+
+impl StoredSpec {
+    pub fn new(spec: &Spec) -> Result<StoredSpec> {
+        let text = serde_json::to_string(spec).map_err(|e| Error::invalid(e.to_string()))?;
+        Self::from_json(text)
+    }
+
+    /// From a spec's JSON text (a config.json already parsed as a [`Spec`]), stored as is.
+    pub fn from_json(text: String) -> Result<StoredSpec> {
+        let raw = RawValue::from_string(text).map_err(|e| Error::invalid(format!("spec: {e}")))?;
+        Ok(StoredSpec { raw, head: OnceLock::new(), full: OnceLock::new() })
+    }
+
+    pub fn head(&self) -> &SpecHead {
+        // A spec that does not parse was refused before it was stored: default is unreachable.
+        self.head.get_or_init(|| serde_json::from_str(self.raw.get()).unwrap_or_default())
+    }
+
+    pub fn get(&self) -> Result<&Spec> {
+        if let Some(s) = self.full.get() {
+            return Ok(s);
+        }
+        let s = serde_json::from_str(self.raw.get()).map_err(|e| Error::invalid(format!("stored spec: {e}")))?;
+        Ok(self.full.get_or_init(|| s))
+    }
+
+    pub fn set(&mut self, spec: &Spec) -> Result<()> {
+        *self = Self::new(spec)?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for StoredSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.raw.get())
+    }
+}
+
+impl Clone for StoredSpec {
+    fn clone(&self) -> Self {
+        StoredSpec { raw: self.raw.clone(), head: OnceLock::new(), full: OnceLock::new() }
+    }
+}
+
+impl Serialize for StoredSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Ok(StoredSpec { raw, head: OnceLock::new(), full: OnceLock::new() })
+    }
 }
 
 /// The OCI state (`state` output and hook stdin), with runc's extra fields that containerd reads.
@@ -96,8 +178,13 @@ impl StateDir {
     /// Creates the directory, failing if the container exists.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         let s = Self::path(root, id)?;
-        std::fs::create_dir_all(root).map_err(|e| Error::io("create state root", root, e))?;
-        match std::fs::create_dir(&s.dir) {
+        let mut made = std::fs::create_dir(&s.dir);
+        if matches!(&made, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            // First container under this root.
+            std::fs::create_dir_all(root).map_err(|e| Error::io("create state root", root, e))?;
+            made = std::fs::create_dir(&s.dir);
+        }
+        match made {
             Ok(()) => Ok(s),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists(id.into())),
             Err(e) => Err(Error::io("create state dir", &s.dir, e)),
@@ -109,13 +196,21 @@ impl StateDir {
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
+        self.stage(rec)?;
+        self.commit()
+    }
+
+    /// Writes `rec` beside state.json, where no reader looks; [`StateDir::commit`] publishes it.
+    /// `create` stages while the init is still setting up, and commits once it is ready.
+    pub fn stage(&self, rec: &Record) -> Result<()> {
+        let tmp = self.dir.join(TMP_FILE);
         let data = serde_json::to_vec(rec).map_err(|e| Error::invalid(e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("write", &tmp, e))?;
-        f.write_all(&data).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        std::fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))
+    }
+
+    pub fn commit(&self) -> Result<()> {
         let dst = self.dir.join(STATE_FILE);
-        std::fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+        std::fs::rename(self.dir.join(TMP_FILE), &dst).map_err(|e| Error::io("rename", &dst, e))
     }
 
     pub fn load(root: &Path, id: &str) -> Result<(StateDir, Record)> {
@@ -245,12 +340,14 @@ mod tests {
             owner: String::new(),
             cgroup_path: "/c1".into(),
             systemd_cgroup: false,
-            spec: Spec::default(),
+            spec: StoredSpec::new(&Spec::default()).unwrap(),
         };
         s.save(&rec).unwrap();
         assert_eq!(list(t.path()).unwrap(), vec!["c1".to_string()]);
         let (_, back) = StateDir::load(t.path(), "c1").unwrap();
         assert_eq!(back.pid_start, 2);
+        assert_eq!(&back.spec.head().version, Spec::default().version());
+        assert_eq!(back.spec.get().unwrap(), &Spec::default());
         assert!(matches!(StateDir::load(t.path(), "nope"), Err(Error::NotFound(_))));
     }
 }

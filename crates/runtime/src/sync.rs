@@ -88,7 +88,9 @@ impl Channel {
             None => vec![],
         };
         loop {
-            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None) {
+            // MSG_NOSIGNAL: a peer that died must be an error here, not a SIGPIPE (a caller may
+            // run with SIGPIPE at its default, fatal action).
+            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys(format!("send {tag:?} to init sync socket"), e)),

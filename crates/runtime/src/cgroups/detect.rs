@@ -58,10 +58,64 @@ const V1_CONTROLLERS: &[&str] = &[
     "debug",
 ];
 
-/// Detects the layout from `/proc/self/mountinfo` (one read).
+/// The layout, as [`detect_fresh`] would find it, remembered while the mount table does not
+/// change. Reading mountinfo costs 0.1-0.2 ms (more with many mounts), and one container's
+/// lifecycle needs the layout several times (create; the monitor's OOM counter; delete, twice).
+/// The check is a poll(2) of the mountinfo the layout came from, kept open, which reports any
+/// mount or unmount in its namespace since (POLLPRI), and a stat of this thread's mount
+/// namespace.
 pub fn detect() -> Result<Layout> {
-    let text = fs::read(Path::new("/proc/self/mountinfo"))?;
+    let ns = mnt_ns();
+    // try_lock: a forked child must never wait for a lock a vanished thread held.
+    let Ok(mut cache) = CACHE.try_lock() else { return detect_fresh() };
+    if let Some(c) = cache.as_ref().filter(|c| ns.is_some_and(|n| n == c.mnt_ns)) {
+        if !mounts_changed(&c.mountinfo) {
+            return Ok(c.layout.clone());
+        }
+    }
+    // Opened before reading: a change in between is seen by the next poll.
+    const MOUNTINFO: &str = "/proc/thread-self/mountinfo";
+    let mut f = std::fs::File::open(MOUNTINFO).map_err(|e| crate::Error::io("open", MOUNTINFO, e))?;
+    let mut text = String::with_capacity(8192);
+    std::io::Read::read_to_string(&mut f, &mut text).map_err(|e| crate::Error::io("read", MOUNTINFO, e))?;
+    let layout = Layout::from_mountinfo(&text, Path::new("/"))?;
+    #[cfg(test)]
+    READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    *cache = ns.map(|mnt_ns| Cached { mountinfo: f, mnt_ns, layout: layout.clone() });
+    Ok(layout)
+}
+
+/// Detects the layout from the calling thread's mountinfo (one read).
+pub fn detect_fresh() -> Result<Layout> {
+    // thread-self: the mount namespace of the calling thread, whose paths the layout is for.
+    let text = fs::read(Path::new("/proc/thread-self/mountinfo"))?;
     Layout::from_mountinfo(&text, Path::new("/"))
+}
+
+/// The last layout [`detect`] read: the mountinfo it came from, kept open, and the mount
+/// namespace it describes.
+struct Cached {
+    mountinfo: std::fs::File,
+    mnt_ns: u64,
+    layout: Layout,
+}
+
+static CACHE: std::sync::Mutex<Option<Cached>> = std::sync::Mutex::new(None);
+
+/// How often [`detect`] read mountinfo (tests check that it does not always).
+#[cfg(test)]
+static READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn mnt_ns() -> Option<u64> {
+    std::fs::metadata("/proc/thread-self/ns/mnt").ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
+fn mounts_changed(f: &std::fs::File) -> bool {
+    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(f), events: libc::POLLPRI, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    // (mountinfo always polls readable: only PRI/ERR mean a change.)
+    r < 0 || p.revents & (libc::POLLPRI | libc::POLLERR) != 0
 }
 
 impl Layout {
@@ -378,6 +432,42 @@ mod tests {
         let err = Layout::from_mountinfo("27 1 254:0 / / rw - ext4 /dev/vda rw\n", Path::new("/"))
             .unwrap_err();
         assert!(err.to_string().contains("no cgroup filesystem"), "{err}");
+    }
+
+    #[test]
+    fn cached_layout_follows_mount_changes() {
+        let first = detect().unwrap();
+        assert_eq!(first, detect_fresh().unwrap());
+        let reads = READS.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(detect().unwrap(), first);
+        // (Other tests may mount meanwhile, but not every time.)
+        let cached = (0..20).filter(|_| {
+            let before = READS.load(std::sync::atomic::Ordering::Relaxed);
+            detect().unwrap();
+            READS.load(std::sync::atomic::Ordering::Relaxed) == before
+        });
+        assert!(cached.count() > 0, "detect never used its cache ({reads} reads)");
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        // In a mount namespace of this thread's own, unmount one cgroup filesystem: the cache
+        // must notice both the other namespace and the unmount in it.
+        let seen = first.clone();
+        std::thread::spawn(move || {
+            use nix::mount::{mount, umount2, MntFlags, MsFlags};
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS).unwrap();
+            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
+            assert_eq!(detect().unwrap(), seen);
+            let gone = seen.hierarchies().first().map(|h| h.mountpoint.clone());
+            let gone = gone.or_else(|| seen.unified_mountpoint().map(Path::to_path_buf)).unwrap();
+            umount2(&gone, MntFlags::MNT_DETACH).unwrap();
+            let after = detect();
+            assert_eq!(format!("{after:?}"), format!("{:?}", detect_fresh()));
+            assert_ne!(after.ok().as_ref(), Some(&seen));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(detect().unwrap(), first);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! (`/system.slice/prefix-name.scope`), and that directory is then managed through cgroupfs like
 //! any other: systemd does not know about the scope.
 //!
-//! Typical use (what `berth-runc create` does):
+//! Typical use (`berth-runc create` does the same, with `create_cgroup2` before cloning the
+//! init into [`CgroupManager::cgroup2_dir`] and `create_rest` + `set` after):
 //! ```no_run
 //! # fn main() -> berth_runtime::Result<()> {
 //! use berth_runtime::cgroups;
@@ -26,8 +27,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Cost: `detect` reads `/proc/self/mountinfo` once; `create`, `apply` and `destroy` do one
-//! `mkdir`/write/`rmdir` per hierarchy (plus two reads on cgroup2 to check that the
+//! Cost: `detect` reads `/proc/self/mountinfo` once per process while no mount changes;
+//! `create`, `apply` and `destroy` do one `mkdir`/write/`rmdir` per hierarchy (plus two reads on cgroup2 to check that the
 //! controllers are enabled, and on v1 cpuset two reads to check `cpuset.cpus`/`cpuset.mems`);
 //! `set` writes only the knobs the spec sets and reads only what validation needs. Measured
 //! on the hybrid development VM (10 hierarchies), release build: detect+resolve+manager
@@ -55,7 +56,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::LinuxResources;
 
 pub use convert::{shares_to_weight, v2_swap_max};
-pub use detect::{detect, Hierarchy, Layout};
+pub use detect::{detect, detect_fresh, Hierarchy, Layout};
 pub use path::resolve_path;
 
 use crate::{Error, Result};
@@ -66,7 +67,19 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
     /// gets `cpuset.cpus`/`cpuset.mems` copied from its parent so that tasks can join); v2 (and
     /// the unified mount of a hybrid host) also enables every available controller in the
     /// ancestors' `cgroup.subtree_control`. Existing directories are fine.
-    fn create(&self) -> Result<()>;
+    fn create(&self) -> Result<()> {
+        self.create_cgroup2()?;
+        self.create_rest()
+    }
+
+    /// The part of [`CgroupManager::create`] that `clone3(CLONE_INTO_CGROUP)` needs: the
+    /// cgroup2 directory ([`CgroupManager::cgroup2_dir`]) with its controllers enabled. `create`
+    /// of the container does this before cloning the init and [`CgroupManager::create_rest`]
+    /// after, while the init sets itself up.
+    fn create_cgroup2(&self) -> Result<()>;
+
+    /// The rest of [`CgroupManager::create`]: the v1 hierarchies.
+    fn create_rest(&self) -> Result<()>;
 
     /// Moves `pid` (a whole process) into the cgroup, in every hierarchy.
     ///

@@ -471,16 +471,20 @@ fn freeze_v1(dir: &Path) -> Result<()> {
 }
 
 impl CgroupManager for V1Manager {
-    fn create(&self) -> Result<()> {
+    fn create_cgroup2(&self) -> Result<()> {
+        if let Some((mp, d, path)) = &self.unified {
+            fs::mkdir_p(d)?;
+            v2::enable_controllers(mp, path)?;
+        }
+        Ok(())
+    }
+
+    fn create_rest(&self) -> Result<()> {
         for (h, d) in &self.dirs {
             fs::mkdir_p(d)?;
             if h.has("cpuset") {
                 ensure_cpuset(&h.mountpoint, d)?;
             }
-        }
-        if let Some((mp, d, path)) = &self.unified {
-            fs::mkdir_p(d)?;
-            v2::enable_controllers(mp, path)?;
         }
         Ok(())
     }

@@ -382,9 +382,13 @@ pub(super) fn cgroup_kill(dir: &Path) -> Result<bool> {
 }
 
 impl CgroupManager for V2Manager {
-    fn create(&self) -> Result<()> {
+    fn create_cgroup2(&self) -> Result<()> {
         fs::mkdir_p(&self.dir)?;
         enable_controllers(&self.mountpoint, &self.path)
+    }
+
+    fn create_rest(&self) -> Result<()> {
+        Ok(())
     }
 
     fn apply(&self, pid: i32) -> Result<()> {
