@@ -237,12 +237,14 @@ fn lifecycle_images_and_system() {
     let refused = berth(&d, &["save", "snap:1"]);
     assert!(refused.code == Some(0) || refused.stderr.contains("cowardly refusing"), "{refused}");
 
-    // events, system df/info/version, prune.
-    let ev = ok(&d, &["events", "--since", "0", "--until", "0s", "--filter", "type=container", "--format", "{{.Action}}"]);
+    // events, system df/info/version, prune. `until` goes out in whole seconds (as docker
+    // sends it): end at the next second so that this second's events are in.
+    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
+    let ev = ok(&d, &["events", "--since", "0", "--until", &until, "--filter", "type=container", "--format", "{{.Action}}"]);
     for a in ["create", "start", "die", "destroy", "commit"] {
         assert!(ev.lines().any(|l| l == a), "{a} missing from {ev}");
     }
-    let pretty = ok(&d, &["events", "--since", "0", "--until", "0s", "--filter", "event=create"]);
+    let pretty = ok(&d, &["events", "--since", "0", "--until", &until, "--filter", "event=create"]);
     assert!(pretty.lines().all(|l| l.contains(" container create ") && l.contains("(image=")), "{pretty}");
     assert!(ok(&d, &["system", "df"]).starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages"));
     assert_eq!(ok(&d, &["info", "--format", "{{.OSType}}"]), "linux");
