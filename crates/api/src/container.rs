@@ -87,7 +87,7 @@ pub struct ContainerInspect {
     pub size_rw: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<i64>,
-    pub mounts: Vec<serde_json::Value>,
+    pub mounts: Vec<crate::volume::MountPoint>,
     pub config: ContainerConfig,
     pub network_settings: serde_json::Value,
 }
@@ -113,7 +113,7 @@ pub struct ContainerSummary {
     pub status: String,
     pub host_config: SummaryHostConfig,
     pub network_settings: serde_json::Value,
-    pub mounts: Vec<serde_json::Value>,
+    pub mounts: Vec<crate::volume::MountPoint>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

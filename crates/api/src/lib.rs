@@ -9,6 +9,7 @@ pub mod event;
 pub mod exec;
 pub mod stats;
 pub mod system;
+pub mod volume;
 
 /// The newest API version Berth implements, announced by /version and the Api-Version header.
 pub const API_VERSION: &str = "1.47";

@@ -10,7 +10,7 @@
 //! yet (there are none).
 
 mod extract;
-mod in_root;
+pub(crate) mod in_root;
 mod tar;
 mod tar_out;
 

@@ -71,12 +71,18 @@ impl Engine {
             return Err(Error::InvalidParameter(format!("logging driver {} is not supported (json-file, none)", host.log_config.typ)));
         }
 
-        // Apply: snapshot, then record. A crash between them leaves a snapshot no record names,
-        // which `restore` removes at the next start. The container's files (/etc files, log)
-        // are made at start.
-        self.images.create_rw(&id, &image_id.to_string())?;
+        // Apply: volumes, snapshot, then record. A crash between them leaves a snapshot no
+        // record names, which `restore` removes at the next start (and volumes, kept as Docker
+        // keeps them; anonymous ones go with `volume prune`). The container's files (/etc
+        // files, log) are made at start.
+        let (mounts, new_volumes) = self.create_mounts(&config, &host)?;
+        if let Err(e) = self.images.create_rw(&id, &image_id.to_string()) {
+            self.volumes_rollback(&new_volumes);
+            return Err(e.into());
+        }
         let undo = |e: Error| -> Error {
             let _ = self.images.remove_rw(&id);
+            self.volumes_rollback(&new_volumes);
             e
         };
         let rec = Record {
@@ -94,6 +100,7 @@ impl Engine {
             monitor: None,
             manually_stopped: false,
             has_been_started: false,
+            mounts,
         };
         {
             let mut c = lock(&self.containers);

@@ -24,6 +24,7 @@ pub mod store;
 mod supervise;
 pub mod update;
 pub mod system;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -66,6 +67,7 @@ pub struct Engine {
     rt: tokio::runtime::Handle,
     started: std::time::Instant,
     host_info: berth_spec::HostInfo,
+    volumes: volumes::VolumeState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,7 +99,9 @@ impl Engine {
             rt,
             started: std::time::Instant::now(),
             host_info,
+            volumes: Default::default(),
         });
+        engine.volume_restore();
         engine.restore();
         Ok(engine)
     }

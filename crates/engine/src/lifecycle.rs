@@ -68,7 +68,7 @@ impl Engine {
         // Docker removes an --rm container whose start failed: a client waiting for its
         // removal (`run --rm`) must not wait forever.
         if res.is_err() && rec.host_config.auto_remove && !self.get(&id).is_ok_and(|r| r.state.status.is_live()) {
-            let _ = self.finish_remove(&id);
+            let _ = self.finish_remove(&id, true);
         }
         res
     }
@@ -356,7 +356,8 @@ impl Engine {
 
     /// `docker rm`: refuses a running container unless forced; removal is itself a persisted
     /// state so that a crash midway is finished at the next start.
-    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}`; `volumes` (`-v`) also removes its anonymous volumes.
+    pub fn remove(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
         let id = self.resolve(name)?;
         let l = self.op_lock(&id);
         let _g = lock(&l);
@@ -379,10 +380,10 @@ impl Engine {
                 return Err(Error::Internal(format!("could not kill running container {id}, cannot remove")));
             }
         }
-        self.finish_remove(&id)
+        self.finish_remove(&id, volumes)
     }
 
-    pub(crate) fn finish_remove(&self, id: &str) -> Result<()> {
+    pub(crate) fn finish_remove(&self, id: &str, volumes: bool) -> Result<()> {
         let rec = self.update(id, |r| {
             if r.state.status != Status::Removing {
                 r.state.status.check(Status::Removing)?;
@@ -419,6 +420,10 @@ impl Engine {
             let _ = tx.send(Err(Error::no_such_container(id)));
         }
         self.emit(&rec, "destroy", &[]);
+        let errs = if volumes { self.remove_anonymous_volumes(&rec.mounts) } else { Vec::new() };
+        if !errs.is_empty() {
+            return Err(Error::Internal(format!("container {id} removed; its volumes: {}", errs.join("; "))));
+        }
         Ok(())
     }
 

@@ -189,7 +189,7 @@ impl Engine {
                 continue;
             }
             let size = self.images.snapshotter().usage(&rec.id).unwrap_or(0);
-            if self.remove(&rec.id, false).is_ok() {
+            if self.remove(&rec.id, false, false).is_ok() {
                 deleted.push(rec.id.clone());
                 space += size;
             }
@@ -206,7 +206,7 @@ impl Engine {
             "LayersSize": du.images_size,
             "Images": images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": self.volume_usage()?,
             "BuildCache": [],
         }))
     }

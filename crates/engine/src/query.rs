@@ -115,7 +115,7 @@ impl Engine {
             graph_driver: GraphDriver { name: driver, data: gd },
             size_rw,
             size_root_fs: size_root,
-            mounts: Vec::new(),
+            mounts: rec.mounts.iter().map(|m| m.point.clone()).collect(),
             config: rec.config.clone(),
             network_settings: self.network_settings(&rec),
         })
@@ -177,7 +177,8 @@ impl Engine {
                     ok
                 }
 "health" => self.health_matches(rec, vals)?,
-                "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => true,
+                "volume" => vals.iter().any(|v| rec.mounts.iter().any(|m| m.point.name == *v || m.point.destination == *v || m.point.source == *v)),
+                "network" | "publish" | "expose" | "isolation" | "is-task" => true,
                 _ => return Err(Error::InvalidParameter(format!("invalid filter '{k}'"))),
             };
             if !ok {
@@ -219,7 +220,7 @@ impl Engine {
                     network_mode: if rec.host_config.network_mode.is_empty() { "bridge".into() } else { rec.host_config.network_mode.clone() },
                 },
                 network_settings: serde_json::json!({ "Networks": {} }),
-                mounts: Vec::new(),
+                mounts: rec.mounts.iter().map(|m| m.point.clone()).collect(),
             });
             if o.limit.is_some_and(|l| out.len() >= l) {
                 break;

@@ -35,6 +35,9 @@ pub struct Record {
     /// Stopped by a user: `unless-stopped` and `always` do not bring it back on their own.
     pub manually_stopped: bool,
     pub has_been_started: bool,
+    /// Binds and volumes, as inspect shows them (`Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::ContainerMount>,
 }
 
 impl Record {

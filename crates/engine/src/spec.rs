@@ -64,6 +64,7 @@ impl Engine {
             net_ns: net_ns(host)?,
             join_ns: Vec::new(),
             ipc_shm: None,
+            volumes: Default::default(),
             daemon,
             host_info: &self.host_info,
         })
@@ -81,7 +82,9 @@ impl Engine {
     pub(crate) fn build_spec(&self, rec: &Record, rootfs: &Path) -> Result<Spec> {
         let daemon = daemon_defaults(self);
         let etc = EtcPaths::in_dir(&self.bundle_dir(&rec.id));
-        let input = self.spec_input(&daemon, &rec.id, &rec.config, &rec.host_config, rootfs, Some(&etc))?;
+        let (sources, extra) = self.start_mounts(rec, rootfs)?;
+        let mut input = self.spec_input(&daemon, &rec.id, &rec.config, &rec.host_config, rootfs, Some(&etc))?;
+        input.volumes = berth_spec::Volumes { sources: &sources, extra: &extra };
         Ok(berth_spec::build(&input)?)
     }
 }

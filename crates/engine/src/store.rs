@@ -31,6 +31,11 @@ impl Store {
         Ok(Store { db })
     }
 
+    /// The database, for the other tables the engine keeps beside containers (volumes).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     pub fn all(&self) -> Result<Vec<Record>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CONTAINERS)?;

@@ -73,10 +73,11 @@ impl Engine {
             self.emit(&rec, "oom", &[]);
         }
         self.emit(&rec, "die", &[("exitCode", code.to_string())]);
+        self.release_volumes(&rec);
         if rec.host_config.auto_remove {
             let l = self.op_lock(id);
             let _g = lock(&l);
-            let _ = self.finish_remove(id);
+            let _ = self.finish_remove(id, true);
             return;
         }
         self.maybe_restart(id, false);
@@ -176,7 +177,7 @@ impl Engine {
                     }
                 },
                 Status::Removing | Status::Dead => {
-                    let _ = self.finish_remove(&rec.id);
+                    let _ = self.finish_remove(&rec.id, rec.host_config.auto_remove);
                 }
                 Status::Restarting => {
                     let _ = self.update(&rec.id, |r| {

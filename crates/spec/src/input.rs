@@ -38,10 +38,29 @@ pub struct SpecInput<'a> {
     /// optional with `shareable` (a host tmpfs the engine mounted); `host` binds the host's
     /// /dev/shm on its own.
     pub ipc_shm: Option<&'a Path>,
+    /// The request's volumes as the engine resolved them, and the mounts it adds.
+    pub volumes: Volumes<'a>,
     pub daemon: &'a DaemonDefaults,
     /// Facts about the host: capability bounding set, cgroup knobs, CPUs, kernel, LSMs.
     /// Detect once with [`HostInfo::detect`]; tests make their own.
     pub host_info: &'a HostInfo,
+}
+
+/// Volumes, resolved by the engine's volume store.
+#[derive(Debug, Clone, Copy)]
+pub struct Volumes<'a> {
+    /// Each volume destination of the request (cleaned path) -> the volume's host directory.
+    pub sources: &'a BTreeMap<String, PathBuf>,
+    /// Mounts the request does not name (the image's VOLUMEs, `--volumes-from`): added unless
+    /// the request mounts something at the same destination.
+    pub extra: &'a [crate::volumes::UserMount],
+}
+
+impl Default for Volumes<'_> {
+    fn default() -> Self {
+        static EMPTY: BTreeMap<String, PathBuf> = BTreeMap::new();
+        Volumes { sources: &EMPTY, extra: &[] }
+    }
 }
 
 /// The container's /etc files on the host (each optional: missing ones are not mounted).

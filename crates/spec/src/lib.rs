@@ -36,7 +36,8 @@ use oci_spec::runtime::{BoxBuilder, Linux, LinuxResources, Process, Root, Spec, 
 pub use caps::DOCKER_DEFAULT_CAPS;
 pub use error::{Error, Result};
 pub use host::{host_bounding_caps, CgroupFeatures, HostInfo};
-pub use input::{DaemonDefaults, EtcFiles, ImageDefaults, NetNs, SpecInput};
+pub use input::{DaemonDefaults, EtcFiles, ImageDefaults, NetNs, SpecInput, Volumes};
+pub use volumes::{bind_kind, check_volume_name, clean as clean_path, user_mounts, Kind as MountKind, UserMount};
 pub use mounts::INIT_PATH_IN_CONTAINER;
 pub use process::merge_image_config;
 
@@ -198,17 +199,16 @@ fn assemble(input: &SpecInput, mode: Mode) -> Result<(Spec, Vec<String>)> {
                 .into(),
         ),
     };
-    let user_mounts = volumes::user_mounts(
-        host.binds.as_deref().unwrap_or_default(),
-        host.mounts.as_deref().unwrap_or_default(),
-        host.tmpfs.as_ref(),
+    // The image's VOLUMEs and --volumes-from come resolved from the engine in `input.volumes`.
+    let user_mounts = volumes::resolve(
+        volumes::user_mounts(
+            host.binds.as_deref().unwrap_or_default(),
+            host.mounts.as_deref().unwrap_or_default(),
+            host.tmpfs.as_ref(),
+        )?,
+        &input.volumes,
+        validating,
     )?;
-    // Volumes of the image (VOLUME) or anonymous ones (-v /path) need the volume store.
-    for v in config.volumes.iter().flat_map(|v| v.keys()) {
-        if !user_mounts.iter().any(|m| m.dest == volumes::clean(v)) {
-            warnings.push(format!("Volume {v} is not supported yet: it stays part of the container's filesystem"));
-        }
-    }
     let (mounts, rootfs_propagation, mount_warnings) = mounts::build(mounts::MountPlan {
         user: user_mounts,
         etc: input.etc_files,

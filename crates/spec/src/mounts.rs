@@ -258,6 +258,10 @@ pub(crate) fn build(plan: MountPlan) -> Result<(Vec<Mount>, Option<String>, Vec<
                 }
                 mounts.push(mount(&m.dest, "bind", source, opts));
             }
+            // `volumes::resolve` turned every volume into a bind (or dropped it when validating).
+            Kind::Volume { .. } => {
+                return Err(Error::invalid(format!("the volume at {} reached the mount plan unresolved", m.dest)))
+            }
         }
     }
 
@@ -383,8 +387,8 @@ mod tests {
     #[test]
     fn user_mounts_override_defaults() {
         let user = vec![
-            UserMount { dest: "/dev".into(), kind: Kind::Tmpfs { data: String::new() } },
-            UserMount { dest: "/etc/hosts".into(), kind: Kind::Tmpfs { data: String::new() } },
+            UserMount { dest: "/dev".into(), kind: Kind::Tmpfs { data: String::new() }, mode: String::new() },
+            UserMount { dest: "/etc/hosts".into(), kind: Kind::Tmpfs { data: String::new() }, mode: String::new() },
         ];
         let etc = EtcFiles { hostname: Some(Path::new("/c/hostname")), hosts: Some(Path::new("/c/hosts")), resolv_conf: Some(Path::new("/c/resolv.conf")) };
         let (ms, _, _) = build(MountPlan { user, etc: Some(etc), ..plan() }).unwrap();

@@ -1,6 +1,7 @@
 //! The request's own mounts — `HostConfig.Binds`, `HostConfig.Mounts`, `HostConfig.Tmpfs` —
-//! parsed and validated as Docker's Linux mount parser does, into [`UserMount`]s. Only host
-//! binds and tmpfs exist until volumes land; named and anonymous volumes are refused clearly.
+//! parsed and validated as Docker's Linux mount parser does, into [`UserMount`]s. Volumes
+//! (named, or anonymous with an empty name) are resolved to host directories by the engine,
+//! which hands them back through [`crate::Volumes`] when the spec is built.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use berth_api::container_config::Mount;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     Bind {
         source: String,
         writable: bool,
@@ -25,19 +26,41 @@ pub(crate) enum Kind {
     },
     /// `data` is the tmpfs option string (`size=64m,noexec`).
     Tmpfs { data: String },
+    /// A volume of the volume store; `name` is empty for a new anonymous one.
+    Volume {
+        name: String,
+        writable: bool,
+        /// Do not fill a new volume with the image's content at the destination.
+        nocopy: bool,
+        /// For a volume the mount creates: `--mount volume-driver=,volume-opt=,volume-label=`.
+        driver: String,
+        driver_opts: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UserMount {
+pub struct UserMount {
     pub dest: String,
     pub kind: Kind,
+    /// The `-v` mode text as given (`ro,z`), what inspect shows as `Mode`; empty for `Mounts`.
+    pub mode: String,
+}
+
+impl UserMount {
+    pub fn is_writable(&self) -> bool {
+        match &self.kind {
+            Kind::Bind { writable, .. } | Kind::Volume { writable, .. } => *writable,
+            Kind::Tmpfs { data } => !data.split(',').any(|o| o == "ro"),
+        }
+    }
 }
 
 pub(crate) const PROPAGATIONS: [&str; 6] = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
 const CONSISTENCY: [&str; 4] = ["consistent", "cached", "delegated", "default"];
 
 /// Lexically cleaned absolute path (Go's `path.Clean`).
-pub(crate) fn clean(p: &str) -> String {
+pub fn clean(p: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {
@@ -108,20 +131,31 @@ fn parse_bind(raw: &str) -> Result<UserMount> {
     if !valid_mode(mode) {
         return Err(Error::invalid(format!("invalid mode: {mode}")));
     }
-    if source.is_empty() {
-        return Err(Error::InvalidParameter(format!(
-            "anonymous volumes are not supported yet: '{raw}' (bind a host path: /host/dir:{dest})"
-        )));
-    }
-    if !source.starts_with('/') {
-        return Err(Error::InvalidParameter(format!(
-            "named volumes are not supported yet: '{raw}' (the source of a bind must be an absolute host path)"
-        )));
-    }
     check_destination(dest).map_err(|e| Error::invalid(format!("invalid volume specification: '{raw}': {e}")))?;
     let opts: Vec<&str> = mode.split(',').collect();
     let propagation = opts.iter().find(|o| PROPAGATIONS.contains(o)).copied();
+    if !source.starts_with('/') {
+        if !source.is_empty() {
+            check_volume_name(source)?;
+        }
+        if propagation.is_some() {
+            return Err(Error::invalid(format!("invalid volume specification: '{raw}': propagation is only for binds")));
+        }
+        return Ok(UserMount {
+            dest: clean(dest),
+            kind: Kind::Volume {
+                name: source.into(),
+                writable: !opts.contains(&"ro"),
+                nocopy: opts.contains(&"nocopy"),
+                driver: String::new(),
+                driver_opts: BTreeMap::new(),
+                labels: BTreeMap::new(),
+            },
+            mode: mode.into(),
+        });
+    }
     Ok(UserMount {
+        mode: mode.into(),
         dest: clean(dest),
         kind: Kind::Bind {
             source: clean(source),
@@ -134,6 +168,18 @@ fn parse_bind(raw: &str) -> Result<UserMount> {
             create_source: true,
         },
     })
+}
+
+/// Docker's rule for local volume names.
+pub fn check_volume_name(name: &str) -> Result<()> {
+    let ok_first = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok_rest = name.bytes().skip(1).all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if name.len() < 2 || !ok_first || !ok_rest {
+        return Err(Error::invalid(format!(
+            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        )));
+    }
+    Ok(())
 }
 
 /// `Mount.TmpfsOptions` + `ReadOnly` -> a tmpfs option string, as Docker writes it (sizes
@@ -215,6 +261,7 @@ fn parse_mount(m: &Mount) -> Result<UserMount> {
             }
             Ok(UserMount {
                 dest,
+                mode: String::new(),
                 kind: Kind::Bind {
                     source: clean(&m.source),
                     writable: !m.read_only,
@@ -234,12 +281,39 @@ fn parse_mount(m: &Mount) -> Result<UserMount> {
             if !m.source.is_empty() {
                 return Err(err("field Source must not be specified".into()));
             }
-            Ok(UserMount { dest, kind: Kind::Tmpfs { data: tmpfs_data(m).map_err(err)? } })
+            Ok(UserMount { dest, kind: Kind::Tmpfs { data: tmpfs_data(m).map_err(err)? }, mode: String::new() })
         }
-        "volume" => Err(Error::InvalidParameter(format!(
-            "mounts of type volume are not supported yet (target {})",
-            m.target
-        ))),
+        "volume" => {
+            for (set, field) in [
+                (m.bind_options.is_some(), "BindOptions"),
+                (m.image_options.is_some(), "ImageOptions"),
+                (m.tmpfs_options.is_some(), "TmpfsOptions"),
+            ] {
+                if set {
+                    return Err(err(format!("field {field} must not be specified")));
+                }
+            }
+            if !m.source.is_empty() {
+                check_volume_name(&m.source)?;
+            }
+            let v = m.volume_options.clone().unwrap_or_default();
+            if !v.subpath.is_empty() {
+                return Err(Error::InvalidParameter(format!("volume subpath is not supported (target {})", m.target)));
+            }
+            let dc = v.driver_config.unwrap_or_default();
+            Ok(UserMount {
+                dest,
+                mode: String::new(),
+                kind: Kind::Volume {
+                    name: m.source.clone(),
+                    writable: !m.read_only,
+                    nocopy: v.no_copy,
+                    driver: dc.name,
+                    driver_opts: dc.options.unwrap_or_default(),
+                    labels: v.labels.unwrap_or_default(),
+                },
+            })
+        }
         "image" | "npipe" | "cluster" => {
             Err(Error::InvalidParameter(format!("mounts of type {} are not supported", m.typ)))
         }
@@ -247,10 +321,48 @@ fn parse_mount(m: &Mount) -> Result<UserMount> {
     }
 }
 
+/// The engine's answer for the request's volumes: each volume destination's host directory.
+/// Building a spec with a volume left unresolved is an engine bug, reported as such.
+pub(crate) fn resolve(user: Vec<UserMount>, vols: &crate::Volumes<'_>, validating: bool) -> Result<Vec<UserMount>> {
+    let mut out = Vec::with_capacity(user.len() + vols.extra.len());
+    for m in user {
+        match m.kind {
+            Kind::Volume { .. } if validating => {}
+            Kind::Volume { writable, .. } => {
+                let source = vols.sources.get(&m.dest).ok_or_else(|| {
+                    Error::invalid(format!("the volume for {} was not resolved by the engine", m.dest))
+                })?;
+                out.push(UserMount { kind: bind_kind(source, writable), ..m });
+            }
+            _ => out.push(m),
+        }
+    }
+    for m in vols.extra {
+        if !out.iter().any(|o| o.dest == m.dest) {
+            out.push(m.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A plain recursive bind of a host directory the engine owns (a volume's data).
+pub fn bind_kind(source: &std::path::Path, writable: bool) -> Kind {
+    Kind::Bind {
+        source: source.to_string_lossy().into_owned(),
+        writable,
+        propagation: "rprivate".into(),
+        explicit_propagation: false,
+        non_recursive: false,
+        ro_non_recursive: false,
+        ro_force_recursive: false,
+        create_source: false,
+    }
+}
+
 /// Binds, then Mounts of type bind, then Tmpfs (by path), then Mounts of type tmpfs — the order
 /// Docker collects them in before sorting by depth. Two mounts on one path are Docker's
 /// "Duplicate mount point".
-pub(crate) fn user_mounts(
+pub fn user_mounts(
     binds: &[String],
     mounts: &[Mount],
     tmpfs: Option<&BTreeMap<String, String>>,
@@ -265,7 +377,7 @@ pub(crate) fn user_mounts(
     out.extend(bind_mounts);
     for (dest, data) in tmpfs.into_iter().flatten() {
         check_destination(dest).map_err(Error::invalid)?;
-        out.push(UserMount { dest: clean(dest), kind: Kind::Tmpfs { data: data.clone() } });
+        out.push(UserMount { dest: clean(dest), kind: Kind::Tmpfs { data: data.clone() }, mode: String::new() });
     }
     out.extend(tmpfs_mounts);
     let mut seen = std::collections::HashSet::new();
@@ -297,7 +409,7 @@ mod tests {
 
     #[test]
     fn binds_like_docker() {
-        assert_eq!(parse_bind("/tmp:/data:ro").unwrap(), UserMount { dest: "/data".into(), kind: bind("/tmp", false, "rprivate") });
+        assert_eq!(parse_bind("/tmp:/data:ro").unwrap(), UserMount { dest: "/data".into(), kind: bind("/tmp", false, "rprivate"), mode: "ro".into() });
         assert_eq!(parse_bind("/a/b/:/c/./d/").unwrap().dest, "/c/d");
         assert_eq!(parse_bind("/x:/y:rw,rslave,z").unwrap().kind, bind("/x", true, "rslave"));
         let e = |s: &str| parse_bind(s).unwrap_err().to_string();
@@ -308,8 +420,20 @@ mod tests {
         assert_eq!(e("/a:/b:ro:x"), "invalid volume specification: '/a:/b:ro:x'");
         assert_eq!(e("/x:/"), "invalid volume specification: '/x:/': invalid specification: destination can't be '/'");
         assert_eq!(e("/x:rel"), "invalid volume specification: '/x:rel': invalid mount path: 'rel' mount path must be absolute");
-        assert!(matches!(parse_bind("data:/data").unwrap_err(), Error::InvalidParameter(m) if m.contains("named volumes")));
-        assert!(matches!(parse_bind("/data").unwrap_err(), Error::InvalidParameter(m) if m.contains("anonymous volumes")));
+        let vol = |name: &str, writable: bool, nocopy: bool| Kind::Volume {
+            name: name.into(),
+            writable,
+            nocopy,
+            driver: String::new(),
+            driver_opts: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        };
+        assert_eq!(parse_bind("data:/data").unwrap().kind, vol("data", true, false));
+        assert_eq!(parse_bind("data:/data:ro,nocopy").unwrap().kind, vol("data", false, true));
+        assert_eq!(parse_bind("/data").unwrap().kind, vol("", true, false));
+        assert_eq!(e("data:/d:rslave"), "invalid volume specification: 'data:/d:rslave': propagation is only for binds");
+        assert!(e("b@d:/d").starts_with("\"b@d\" includes invalid characters for a local volume name"));
+        assert!(e("x:/d").contains("invalid characters"));
     }
 
     #[test]
@@ -342,8 +466,17 @@ mod tests {
         assert_eq!(parse_mount(&t2).unwrap().kind, Kind::Tmpfs { data: "ro,size=1000".into() });
         let with_src = Mount { source: "x".into(), ..t };
         assert_eq!(parse_mount(&with_src).unwrap_err().to_string(), r#"invalid mount config for type "tmpfs": field Source must not be specified"#);
-        let vol = Mount { typ: "volume".into(), source: "v".into(), target: "/v".into(), ..Default::default() };
-        assert!(matches!(parse_mount(&vol).unwrap_err(), Error::InvalidParameter(_)));
+        let vol = Mount {
+            typ: "volume".into(),
+            source: "vv".into(),
+            target: "/v".into(),
+            read_only: true,
+            volume_options: Some(berth_api::container_config::VolumeOptions { no_copy: true, ..Default::default() }),
+            ..Default::default()
+        };
+        assert!(matches!(parse_mount(&vol).unwrap().kind, Kind::Volume { ref name, writable: false, nocopy: true, .. } if name == "vv"));
+        let vol_bind_opts = Mount { bind_options: Some(BindOptions::default()), ..vol.clone() };
+        assert_eq!(parse_mount(&vol_bind_opts).unwrap_err().to_string(), r#"invalid mount config for type "volume": field BindOptions must not be specified"#);
         let unknown = Mount { typ: "weird".into(), target: "/w".into(), ..Default::default() };
         assert_eq!(parse_mount(&unknown).unwrap_err().to_string(), r#"invalid mount config for type "weird": mount type unknown"#);
         let no_target = Mount { typ: "tmpfs".into(), ..Default::default() };

@@ -105,6 +105,7 @@ fn run(config: Value, host: Value, daemon: DaemonDefaults, info: &HostInfo) -> R
         net_ns: NetNs::New,
         join_ns: vec![],
         ipc_shm: None,
+        volumes: Default::default(),
         daemon: &daemon,
         host_info: info,
     })

@@ -113,7 +113,7 @@ fn row(c: &ContainerSummary, trunc: bool) -> Json {
         .mounts
         .iter()
         .map(|m| {
-            let n = m["Name"].as_str().filter(|s| !s.is_empty()).or(m["Source"].as_str()).unwrap_or("");
+            let n = if m.name.is_empty() { m.source.as_str() } else { m.name.as_str() };
             if trunc {
                 ellipsis(n, 15)
             } else {
@@ -121,7 +121,7 @@ fn row(c: &ContainerSummary, trunc: bool) -> Json {
             }
         })
         .collect();
-    let local_volumes = c.mounts.iter().filter(|m| m["Driver"].as_str() == Some("local")).count();
+    let local_volumes = c.mounts.iter().filter(|m| m.driver == "local").count();
     let mut networks: Vec<String> = c.network_settings["Networks"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     networks.sort();
     let size = {

@@ -28,7 +28,7 @@ pub(super) fn errno(e: &io::Error) -> i32 {
 }
 
 /// Opens `rel` ('/'-separated; "" is the root itself) inside `root`.
-pub(super) fn open_in(root: BorrowedFd<'_>, rel: &[u8], flags: i32) -> io::Result<OwnedFd> {
+pub(crate) fn open_in(root: BorrowedFd<'_>, rel: &[u8], flags: i32) -> io::Result<OwnedFd> {
     let path = cstr(if rel.is_empty() { b"." } else { rel })?;
     // SAFETY: open_how is plain data (non-exhaustive in libc: built from zeros).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use copy::CopySnapshotter;
 pub use mounts::MountGuard;
 pub use overlay::OverlaySnapshotter;
+pub use tree::{copy_contents, disk_usage};
 
 use crate::{Error, Result};
 

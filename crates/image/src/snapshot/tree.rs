@@ -42,6 +42,25 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     copy_entry(src, dst, &meta, &mut links)
 }
 
+/// Copies what the directory `src` holds into the existing directory `dst` and gives `dst`
+/// the owner, mode, xattrs and times of `src`: a volume filled with the image's content at its
+/// mount point (Docker's copy-up). `src` may be a `/proc/self/fd/N` path of a directory opened
+/// safely; below it nothing is followed.
+pub fn copy_contents(src: &Path, dst: &Path) -> Result<()> {
+    let meta = fs::metadata(src).map_err(ioerr("stat", src))?;
+    if !meta.is_dir() {
+        return Err(Error::Malformed(format!("{}: not a directory", src.display())));
+    }
+    let mut links = HashMap::new();
+    for entry in fs::read_dir(src).map_err(ioerr("read dir", src))? {
+        let entry = entry.map_err(ioerr("read dir", src))?;
+        let (s, d) = (entry.path(), dst.join(entry.file_name()));
+        let m = fs::symlink_metadata(&s).map_err(ioerr("stat", &s))?;
+        copy_entry(&s, &d, &m, &mut links)?;
+    }
+    copy_metadata(src, dst, &meta)
+}
+
 /// Hard links already copied: source (dev, inode) -> the first destination path.
 type Links = HashMap<(u64, u64), PathBuf>;
 
@@ -220,7 +239,7 @@ pub(crate) fn get_xattr(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Bytes on disk under `path` (allocated blocks), each inode counted once however many links
 /// it has, staying on `path`'s filesystem (a mount inside, such as a live rootfs, is skipped).
-pub(crate) fn disk_usage(path: &Path) -> Result<u64> {
+pub fn disk_usage(path: &Path) -> Result<u64> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),

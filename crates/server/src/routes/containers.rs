@@ -98,7 +98,8 @@ pub async fn remove(State(e): State<S>, Path(id): Path<String>, Query(q): Query<
     if flag(&q, "link") {
         return Err(ApiError::bad_request("links are not supported"));
     }
-    blocking(move || e.remove(&id, force)).await?;
+    let volumes = flag(&q, "v");
+    blocking(move || e.remove(&id, force, volumes)).await?;
     Ok(no_content())
 }
 

@@ -6,6 +6,7 @@ mod exec;
 mod images;
 mod stats;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(stats::routes())
         .merge(archive::routes())
         .merge(exec::routes())
+        .merge(volumes::routes())
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .with_state(engine)
 }
