@@ -15,6 +15,7 @@ use berth_api::client::{self, Client};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
+use cli::volume::VolumeCmd;
 use cli::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd};
 
 /// An exit status whose message has already been printed.
@@ -161,6 +162,13 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Events(a) => cmd::system::events(c, a),
         Cmd::Container { cmd } => container_cmd(c, cmd),
         Cmd::Image { cmd } => image_cmd(c, cmd),
+        Cmd::Volume { cmd } => match cmd {
+            VolumeCmd::Create(a) => cmd::volume::create(c, a),
+            VolumeCmd::Ls(a) => cmd::volume::ls(c, a),
+            VolumeCmd::Inspect(a) => cmd::volume::inspect(c, a),
+            VolumeCmd::Rm(a) => cmd::volume::rm(c, a),
+            VolumeCmd::Prune(a) => cmd::volume::prune(c, a),
+        },
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => cmd::system::df(c, a),
             SystemCmd::Info(a) => cmd::system::info(c, a),

@@ -6,8 +6,8 @@
 //! or `/.` kept (`dir/.` means the directory's content, `link/` follows the link), every
 //! directory on the way resolved inside the container's root (in_root.rs), the last element
 //! not followed unless the path says so. Nothing ever resolves to a host path: see in_root.rs,
-//! tar_out.rs and extract.rs for how reads and writes stay inside. Volumes are not handled
-//! yet (there are none).
+//! tar_out.rs and extract.rs for how reads and writes stay inside. Volume and bind mounts
+//! are not seen yet: a copy reaches the rootfs beneath them.
 
 mod extract;
 pub(crate) mod in_root;

@@ -3,6 +3,7 @@
 //! short and the management form.
 
 mod run_opts;
+pub mod volume;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -125,6 +126,11 @@ pub enum Cmd {
     Image {
         #[command(subcommand)]
         cmd: ImageCmd,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: volume::VolumeCmd,
     },
     /// Manage Berth
     System {

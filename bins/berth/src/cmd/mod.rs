@@ -13,3 +13,4 @@ pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod transfer;
+pub mod volume;

@@ -198,7 +198,7 @@ pub fn df(c: &Ctx, a: &DfArgs) -> Result<i32> {
         Some(Json::Arr(a)) => a.clone(),
         _ => vec![],
     };
-    let (images, containers) = (arr("Images"), arr("Containers"));
+    let (images, containers, volumes) = (arr("Images"), arr("Containers"), arr("Volumes"));
     let i64_of = |j: &Json, k: &str| j.get(k).and_then(Json::as_i64).unwrap_or(0);
     let layers = v.get("LayersSize").and_then(Json::as_i64).unwrap_or(0);
     let active_imgs = images.iter().filter(|i| i64_of(i, "Containers") > 0).count();
@@ -210,6 +210,10 @@ pub fn df(c: &Ctx, a: &DfArgs) -> Result<i32> {
     let running = |c: &Json| matches!(c.get("State").and_then(Json::as_str), Some("running" | "paused"));
     let csize: i64 = containers.iter().map(|c| i64_of(c, "SizeRw")).sum();
     let creclaim: i64 = containers.iter().filter(|c| !running(c)).map(|c| i64_of(c, "SizeRw")).sum();
+    let usage = |v: &Json, k: &str| v.get("UsageData").and_then(|u| u.get(k)).and_then(Json::as_i64).unwrap_or(0);
+    let vsize: i64 = volumes.iter().map(|v| usage(v, "Size").max(0)).sum();
+    let vreclaim: i64 = volumes.iter().filter(|v| usage(v, "RefCount") == 0).map(|v| usage(v, "Size").max(0)).sum();
+    let vactive = volumes.iter().filter(|v| usage(v, "RefCount") > 0).count();
     let s = |x: String| Json::Str(x);
     let row = |t: &str, total: usize, active: usize, size: String, recl: String| {
         Json::Obj(vec![
@@ -223,7 +227,7 @@ pub fn df(c: &Ctx, a: &DfArgs) -> Result<i32> {
     let rows = vec![
         row("Images", images.len(), active_imgs, human_size(layers as f64, 4), pct(layers - used, layers)),
         row("Containers", containers.len(), containers.iter().filter(|c| running(c)).count(), human_size(csize as f64, 4), pct(creclaim, csize)),
-        row("Local Volumes", 0, 0, "0B".into(), "0B".into()),
+        row("Local Volumes", volumes.len(), vactive, human_size(vsize as f64, 4), pct(vreclaim, vsize)),
         row("Build Cache", 0, 0, "0B".into(), "0B".into()),
     ];
     let headers = &[("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"), ("Reclaimable", "RECLAIMABLE")];
@@ -255,9 +259,18 @@ pub fn df(c: &Ctx, a: &DfArgs) -> Result<i32> {
             _ => String::new(),
         };
         let cmd = super::ps::go_quote(&super::ps::ellipsis(&g("Command"), 20));
-        let _ = writeln!(w_buf(&mut w), "{}\t{}\t{cmd}\t0\t{}\t{}\t{}\t{names}", super::ps::trunc_id(&g("Id")), g("Image"), human_size(i64_of(ct, "SizeRw") as f64, 3), ago(i64_of(ct, "Created")), g("Status"));
+        let local = match ct.get("Mounts") {
+            Some(Json::Arr(m)) => m.iter().filter(|m| m.get("Driver").and_then(Json::as_str) == Some("local")).count(),
+            _ => 0,
+        };
+        let _ = writeln!(w_buf(&mut w), "{}\t{}\t{cmd}\t{local}\t{}\t{}\t{}\t{names}", super::ps::trunc_id(&g("Id")), g("Image"), human_size(i64_of(ct, "SizeRw") as f64, 3), ago(i64_of(ct, "Created")), g("Status"));
     }
-    w.write("\nLocal Volumes space usage:\n\nVOLUME NAME\tLINKS\tSIZE\n\nBuild cache usage: 0B\n\nCACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n");
+    w.write("\nLocal Volumes space usage:\n\nVOLUME NAME\tLINKS\tSIZE\n");
+    for v in &volumes {
+        let name = v.get("Name").and_then(Json::as_str).unwrap_or("");
+        let _ = writeln!(w_buf(&mut w), "{name}\t{}\t{}", usage(v, "RefCount"), human_size(usage(v, "Size") as f64, 3));
+    }
+    w.write("\nBuild cache usage: 0B\n\nCACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n");
     print!("{}", w.finish());
     Ok(0)
 }

@@ -9,6 +9,7 @@ pub mod http;
 mod images;
 pub mod stdcopy;
 mod system;
+mod volumes;
 pub mod types;
 
 use std::fmt;

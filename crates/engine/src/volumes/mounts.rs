@@ -31,11 +31,25 @@ pub struct ContainerMount {
     pub copy_up: bool,
 }
 
+/// A volume to create or reuse for `mounts[index]`; an empty name is a new anonymous one.
+struct WantedVolume {
+    index: usize,
+    name: String,
+    driver: String,
+    options: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+}
+
+impl WantedVolume {
+    fn anonymous(index: usize) -> WantedVolume {
+        WantedVolume { index, name: String::new(), driver: String::new(), options: BTreeMap::new(), labels: BTreeMap::new() }
+    }
+}
+
 /// What the create will make, validated before anything is.
 struct Plan {
     mounts: Vec<ContainerMount>,
-    /// Volumes to create or reuse: (index into `mounts`, name ("" = anonymous), driver, options, labels).
-    volumes: Vec<(usize, String, String, BTreeMap<String, String>, BTreeMap<String, String>)>,
+    volumes: Vec<WantedVolume>,
 }
 
 fn volume_point(dest: &str, rw: bool, mode: &str) -> MountPoint {
@@ -85,7 +99,13 @@ impl Engine {
                     ..Default::default()
                 },
                 MountKind::Volume { name, writable, nocopy, driver, driver_opts, labels } => {
-                    plan.volumes.push((plan.mounts.len(), name.clone(), driver.clone(), driver_opts.clone(), labels.clone()));
+                    plan.volumes.push(WantedVolume {
+                        index: plan.mounts.len(),
+                        name: name.clone(),
+                        driver: driver.clone(),
+                        options: driver_opts.clone(),
+                        labels: labels.clone(),
+                    });
                     plan.mounts.push(ContainerMount { point: volume_point(&m.dest, *writable, &m.mode), requested: true, copy_up: !nocopy });
                     continue;
                 }
@@ -95,7 +115,11 @@ impl Engine {
         }
         for spec in host.volumes_from.iter().flatten() {
             let (name, rw) = split_volumes_from(spec)?;
-            let from = self.get(name)?;
+            // 400, not 404: the docker CLI would take a 404 for a missing image and pull.
+            let from = self.get(name).map_err(|e| match e {
+                Error::NotFound(m) => Error::InvalidParameter(m),
+                e => e,
+            })?;
             for m in &from.mounts {
                 if taken.insert(m.point.destination.clone()) {
                     let mut point = m.point.clone();
@@ -112,7 +136,7 @@ impl Engine {
                 return Err(Error::InvalidParameter(format!("invalid volume path {dest:?}: must be absolute and not /")));
             }
             if taken.insert(dest.clone()) {
-                plan.volumes.push((plan.mounts.len(), String::new(), String::new(), BTreeMap::new(), BTreeMap::new()));
+                plan.volumes.push(WantedVolume::anonymous(plan.mounts.len()));
                 plan.mounts.push(ContainerMount { point: volume_point(&dest, true, ""), requested: false, copy_up: true });
             }
         }
@@ -126,13 +150,13 @@ impl Engine {
         let mut plan = self.plan_mounts(config, host)?;
         let _g = lock(&self.volumes.lock);
         let mut created = Vec::new();
-        for (i, name, driver, opts, labels) in std::mem::take(&mut plan.volumes) {
-            match self.volume_get_or_create(&name, &driver, opts, labels) {
+        for w in std::mem::take(&mut plan.volumes) {
+            match self.volume_get_or_create(&w.name, &w.driver, w.options, w.labels) {
                 Ok((rec, new)) => {
                     if new {
                         created.push(rec.name.clone());
                     }
-                    let p = &mut plan.mounts[i].point;
+                    let p = &mut plan.mounts[w.index].point;
                     p.source = self.volume_data(&rec.name).to_string_lossy().into_owned();
                     p.name = rec.name;
                 }
