@@ -1,7 +1,8 @@
 //! berth-engine-bench: berthd vs the real Docker engine (dockerd + containerd + runc), both
 //! driven by the same docker CLI in one run, plus direct API round trips.
 //!
-//! - `docker run --rm busybox true` (and with `--network none`), median of n;
+//! - `docker run --rm busybox true` (and with `--network none`, and with a named and an
+//!   anonymous volume), median of n;
 //! - `docker exec CTR true` into a running container, median of n;
 //! - 50 detached `sleep` containers started one after another: total;
 //! - create, each: `POST /containers/create` round trip over the socket, median;
@@ -95,6 +96,9 @@ struct Row {
     detached: Duration,
     create: Duration,
     list: Duration,
+    /// `run --rm --network none` with a named volume and an anonymous one (created, copied
+    /// up, removed with the container).
+    run_volumes: Duration,
 }
 
 fn measure(s: &Side, a: &Args) -> Result<Row, String> {
@@ -116,6 +120,7 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
     timed((s.docker)(&warm))?;
     r.run = run(&[])?;
     r.run_none = run(&["--network", "none"])?;
+    r.run_volumes = run(&["--network", "none", "-v", "benchvol:/data", "-v", "/anon"])?;
     (r.exec, r.exec_api) = exec_median(s, a)?;
     let t = Instant::now();
     for _ in 0..a.detached {
@@ -294,6 +299,7 @@ fn run(a: &Args) -> Result<(), String> {
         (format!("{} detached sleep containers (total)", a.detached), dk.detached, bt.detached),
         ("POST /containers/create (median)".to_owned(), dk.create, bt.create),
         (format!("GET /containers/json?all=1, {} ctrs", a.list_size), dk.list, bt.list),
+        ("run --rm --network none, named + anon volume".to_owned(), dk.run_volumes, bt.run_volumes),
     ];
     for (name, d, b) in &rows {
         println!("{name:<44} {:>12} {:>12} {:>12}", ms(*d), ms(*b), ratio(*b, *d));
