@@ -157,6 +157,43 @@ fn copy_up_volumes_from_and_backup() {
 }
 
 #[test]
+fn cp_sees_the_running_containers_mounts() {
+    if !root() {
+        return;
+    }
+    let d = daemon();
+    let id = d.ok(&["run", "-d", "--hostname", "cphost", "-v", "cpvol:/vol", "busybox", "sleep", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("in.txt");
+    std::fs::write(&f, "into the volume").unwrap();
+    d.ok(&["cp", f.to_str().unwrap(), &format!("{id}:/vol/")]);
+    let data = d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "cpvol"]);
+    assert_eq!(std::fs::read_to_string(format!("{data}/in.txt")).unwrap(), "into the volume");
+    assert_eq!(d.ok(&["exec", &id, "cat", "/vol/in.txt"]), "into the volume");
+    // Out of the volume and out of the /etc files Berth binds in.
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    d.ok(&["exec", &id, "sh", "-c", "echo from-container > /vol/made"]);
+    d.ok(&["cp", &format!("{id}:/vol/made"), out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("made")).unwrap(), "from-container\n");
+    d.ok(&["cp", &format!("{id}:/etc/hostname"), out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out.join("hostname")).unwrap(), "cphost\n");
+    // Kernel filesystems are listed, never read or written: a copy of / ends, /proc stays.
+    let all = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker cp {id}:/ - | tar -t | grep -c -e '^/proc/' -e '^/sys/' -e '^/vol/in.txt$'"))
+        .env("DOCKER_HOST", d.host())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&all.stdout).trim(), "3", "{all:?}");
+    let into_proc = d.docker(&["cp", f.to_str().unwrap(), &format!("{id}:/proc/")]);
+    assert!(into_proc.stderr.contains("kernel filesystem"), "{into_proc}");
+    d.ok(&["rm", "-f", &id]);
+    d.ok(&["volume", "rm", "cpvol"]);
+    teardown(&d);
+}
+
+#[test]
 fn tmpfs_option_volumes_mount_while_used() {
     if !root() {
         return;

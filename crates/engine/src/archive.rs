@@ -6,8 +6,9 @@
 //! or `/.` kept (`dir/.` means the directory's content, `link/` follows the link), every
 //! directory on the way resolved inside the container's root (in_root.rs), the last element
 //! not followed unless the path says so. Nothing ever resolves to a host path: see in_root.rs,
-//! tar_out.rs and extract.rs for how reads and writes stay inside. Volume and bind mounts
-//! are not seen yet: a copy reaches the rootfs beneath them.
+//! tar_out.rs and extract.rs for how reads and writes stay inside. A running container is
+//! reached through its init's root (`/proc/<pid>/root`), so copies see what the container
+//! sees: volumes, binds, tmpfs and the /etc files; a stopped one through its snapshot alone.
 
 mod extract;
 pub(crate) mod in_root;
@@ -15,7 +16,7 @@ mod tar;
 mod tar_out;
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,14 +198,35 @@ impl Engine {
         (mount_id(root.as_fd())? != mount_id(parent.as_fd())?).then_some(root)
     }
 
-    /// Runs `f` with a descriptor of the container's root: the live rootfs of a running
+    /// A running container's root as its processes see it, mounts included: its init's
+    /// `/proc/<pid>/root`, trusted only if that pid is still the container's (pinned by a
+    /// pidfd, in the container's cgroup); else the host's view of its rootfs.
+    fn live_root(&self, rec: &Record) -> Option<OwnedFd> {
+        let pid = rec.state.pid;
+        if pid > 0 {
+            if let Some(pidfd) = crate::supervise::pidfd_open(pid) {
+                let root = open_path(Path::new(&format!("/proc/{pid}/root")), libc::O_PATH | libc::O_DIRECTORY).ok();
+                let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(rec.id.as_str()));
+                // SAFETY: signal 0 on a pidfd we own only checks the process still exists,
+                // so the /proc entries read above were this process's (its pid is not reused
+                // while it exists).
+                let alive = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<libc::siginfo_t>(), 0) } == 0;
+                if let (Some(root), true, true) = (root, ours, alive) {
+                    return Some(root);
+                }
+            }
+        }
+        self.live_rootfs(&rec.id)
+    }
+
+    /// Runs `f` with a descriptor of the container's root: the live root of a running
     /// container, else its snapshot mounted in a scratch directory under the data root for the
     /// time of `f`, the container's operation lock held so that it is not started or removed
     /// meanwhile.
     fn with_root<T>(&self, name: &str, f: impl FnOnce(&Record, BorrowedFd<'_>) -> Result<T>) -> Result<T> {
         let rec = self.get(name)?;
         if rec.state.status.is_live() {
-            if let Some(root) = self.live_rootfs(&rec.id) {
+            if let Some(root) = self.live_root(&rec) {
                 return f(&rec, root.as_fd());
             }
         }
@@ -212,7 +234,7 @@ impl Engine {
         let _g = lock(&l);
         let rec = self.get(&rec.id)?;
         if rec.state.status.is_live() {
-            return match self.live_rootfs(&rec.id) {
+            return match self.live_root(&rec) {
                 Some(root) => f(&rec, root.as_fd()),
                 None => Err(Error::Conflict(format!("container {} is changing state, try again", rec.id))),
             };

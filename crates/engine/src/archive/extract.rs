@@ -13,7 +13,7 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use super::in_root::{cstr, errno, file_type, fstat, is_dir, lstat_at, mkdir_all_in, open_in, openat, remove_all_at};
+use super::in_root::{cstr, errno, file_type, fstat, is_dir, kernel_fs, lstat_at, mkdir_all_in, open_in, openat, remove_all_at};
 use super::tar::{self, Header};
 use crate::error::{Error, Result};
 
@@ -126,6 +126,9 @@ impl Extractor<'_> {
             Err(e) => return Err(io_err("open parent of")(e)),
         };
         let pfd = pfd.as_fd();
+        if kernel_fs(pfd) {
+            return Err(Error::InvalidParameter(format!("refusing to write {shown:?}: a kernel filesystem (/proc, /sys...) is mounted there")));
+        }
         if let Some(st) = lstat_at(pfd, base).map_err(io_err("stat"))? {
             let (was_dir, is_dir_entry) = (is_dir(&st), h.kind == tar::DIR);
             if self.o.no_overwrite_dir_non_dir && was_dir != is_dir_entry {

@@ -9,7 +9,9 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// In-root resolution, no magic links (/proc/*/fd), no mount crossing.
-const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
+// Mounts are crossed: a running container is reached through its own root, where volumes,
+// binds and /etc files are mounts. Kernel filesystems are left alone (see `kernel_fs`).
+const IN_ROOT: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
 
 pub(super) fn cstr(b: &[u8]) -> io::Result<CString> {
     CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
@@ -25,6 +27,31 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 pub(super) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
+}
+
+/// Whether `fd` is on a kernel filesystem (proc, sysfs, cgroup, ...) as mounted in a running
+/// container: a copy lists such a directory but neither reads nor writes below it, as
+/// Docker's view of a container (without those mounts) would have it.
+pub(super) fn kernel_fs(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: statfs is plain data, filled by the kernel.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a statfs to fill.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut s) } != 0 {
+        return false;
+    }
+    const KINDS: [i64; 10] = [
+        libc::PROC_SUPER_MAGIC as i64,
+        libc::SYSFS_MAGIC as i64,
+        libc::CGROUP_SUPER_MAGIC as i64,
+        libc::CGROUP2_SUPER_MAGIC as i64,
+        libc::DEVPTS_SUPER_MAGIC as i64,
+        0x1980_0202, // mqueue
+        libc::DEBUGFS_MAGIC as i64,
+        libc::TRACEFS_MAGIC as i64,
+        libc::SECURITYFS_MAGIC as i64,
+        libc::BPF_FS_MAGIC as i64,
+    ];
+    KINDS.contains(&(s.f_type as i64))
 }
 
 /// Opens `rel` ('/'-separated; "" is the root itself) inside `root`.

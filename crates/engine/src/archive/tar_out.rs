@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use super::in_root::{errno, file_type, fstat, lstat_at, openat, read_names, readlink_at, reopen};
+use super::in_root::{errno, file_type, fstat, kernel_fs, lstat_at, openat, read_names, readlink_at, reopen};
 use super::tar::{self, Header};
 
 /// Deeper trees are refused: each level holds a descriptor and a stack frame, and a container
@@ -168,6 +168,9 @@ impl Walker<'_> {
     fn dir(&mut self, name: Vec<u8>, fd: OwnedFd) -> io::Result<()> {
         let st = fstat(fd.as_fd())?;
         tar::write_header(self.w, &header([&name[..], b"/"].concat(), &st))?;
+        if kernel_fs(fd.as_fd()) {
+            return Ok(());
+        }
         if self.depth >= MAX_DEPTH {
             return Err(io::Error::other(format!("{}: directory tree deeper than {MAX_DEPTH} levels", String::from_utf8_lossy(&name))));
         }
