@@ -39,19 +39,19 @@ pub(super) fn kernel_fs(fd: BorrowedFd<'_>) -> bool {
     if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut s) } != 0 {
         return false;
     }
-    const KINDS: [i64; 10] = [
-        libc::PROC_SUPER_MAGIC as i64,
-        libc::SYSFS_MAGIC as i64,
-        libc::CGROUP_SUPER_MAGIC as i64,
-        libc::CGROUP2_SUPER_MAGIC as i64,
-        libc::DEVPTS_SUPER_MAGIC as i64,
+    const KINDS: [libc::__fsword_t; 10] = [
+        libc::PROC_SUPER_MAGIC,
+        libc::SYSFS_MAGIC,
+        libc::CGROUP_SUPER_MAGIC,
+        libc::CGROUP2_SUPER_MAGIC,
+        libc::DEVPTS_SUPER_MAGIC,
         0x1980_0202, // mqueue
-        libc::DEBUGFS_MAGIC as i64,
-        libc::TRACEFS_MAGIC as i64,
-        libc::SECURITYFS_MAGIC as i64,
-        libc::BPF_FS_MAGIC as i64,
+        libc::DEBUGFS_MAGIC,
+        libc::TRACEFS_MAGIC,
+        libc::SECURITYFS_MAGIC,
+        libc::BPF_FS_MAGIC,
     ];
-    KINDS.contains(&(s.f_type as i64))
+    KINDS.contains(&s.f_type)
 }
 
 /// Opens `rel` ('/'-separated; "" is the root itself) inside `root`.
