@@ -321,3 +321,45 @@ fn berth_cli_volume_commands_match_docker() {
     assert_eq!(out, "Total reclaimed space: 0B\n");
     teardown(&d);
 }
+
+#[test]
+fn python_sdk_volumes() {
+    if !root() {
+        return;
+    }
+    if !Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("skipped: the Python docker SDK is not installed");
+        return;
+    }
+    let d = daemon();
+    let script = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+v = c.volumes.create("pyvol", labels={"k": "v"})
+assert v.name == "pyvol" and v.attrs["Labels"] == {"k": "v"} and v.attrs["Driver"] == "local", v.attrs
+out = c.containers.run("busybox", ["sh", "-c", "echo sdk > /d/f; cat /d/f"], volumes={"pyvol": {"bind": "/d", "mode": "rw"}}, remove=True)
+assert out == b"sdk\n", out
+out = c.containers.run("busybox", ["cat", "/d/f"], volumes=["pyvol:/d:ro"], remove=True)
+assert out == b"sdk\n", out
+assert [x.name for x in c.volumes.list(filters={"label": "k=v"})] == ["pyvol"]
+ctr = c.containers.create("busybox", "true", volumes=["pyvol:/d"])
+try:
+    c.volumes.get("pyvol").remove()
+    raise SystemExit("removed a volume in use")
+except docker.errors.APIError as e:
+    assert e.status_code == 409 and "volume is in use" in str(e), e
+ctr.remove()
+c.volumes.get("pyvol").remove()
+try:
+    c.volumes.get("pyvol")
+    raise SystemExit("still there")
+except docker.errors.NotFound:
+    pass
+r = c.volumes.prune()
+assert r["VolumesDeleted"] == [] and r["SpaceReclaimed"] == 0, r
+print("ok")
+"#;
+    let o = Command::new("python3").args(["-c", script]).arg(d.host()).output().expect("python3");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "{}\n{}", String::from_utf8_lossy(&o.stderr), d.log_tail(20));
+    teardown(&d);
+}
