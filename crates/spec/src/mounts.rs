@@ -115,19 +115,7 @@ struct Planned {
 }
 
 fn internal_bind(dest: &str, source: &Path, writable: bool) -> Planned {
-    Planned {
-        dest: dest.into(),
-        kind: Kind::Bind {
-            source: source.to_string_lossy().into_owned(),
-            writable,
-            propagation: "rprivate".into(),
-            explicit_propagation: false,
-            non_recursive: false,
-            ro_non_recursive: false,
-            ro_force_recursive: false,
-            create_source: false,
-        },
-    }
+    Planned { dest: dest.into(), kind: crate::volumes::bind_kind(source, writable) }
 }
 
 fn has_propagation(optional_fields: &str, prefixes: &[&str]) -> bool {
