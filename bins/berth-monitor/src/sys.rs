@@ -54,21 +54,7 @@ pub(crate) fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::R
 /// moving a process into a cgroup2 afterwards waits for an RCU grace period (~15 ms on some
 /// hosts); being born there does not. Where the kernel refuses that, a plain fork.
 pub(crate) fn fork_into(cgroup: Option<RawFd>) -> io::Result<libc::pid_t> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-        set_tid: u64,
-        set_tid_size: u64,
-        cgroup: u64,
-    }
+    use berth_runtime::namespaces::CloneArgs;
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     if let Some(fd) = cgroup {
         let args = CloneArgs { flags: CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: fd as u64, ..Default::default() };
