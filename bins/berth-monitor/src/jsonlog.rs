@@ -23,6 +23,9 @@ pub(crate) struct JsonLog {
     format: LogFormat,
     /// `,"attrs":{...}` pre-encoded (json-file), empty without attrs.
     attrs: Vec<u8>,
+    /// Per stream: what follows the escaped line (`,"stream":..,"time":"..."}\n`) for the time
+    /// it was built for: the entries of one read share it, so it is formatted once per read.
+    tails: [(Vec<u8>, (i64, u32)); 2],
     /// Per stream: the start of a line whose newline has not arrived yet.
     partial: [Vec<u8>; 2],
     out: Vec<u8>,
@@ -50,7 +53,7 @@ impl JsonLog {
             }
             attrs.push(b'}');
         }
-        Ok(JsonLog { file, format: settings.format, attrs, partial: [Vec::new(), Vec::new()], out: Vec::new(), last_ts: (0, 0), failed: None })
+        Ok(JsonLog { file, format: settings.format, attrs, tails: Default::default(), partial: [Vec::new(), Vec::new()], out: Vec::new(), last_ts: (0, 0), failed: None })
     }
 
     pub(crate) fn raw_fd(&self) -> i32 {
@@ -128,7 +131,17 @@ impl JsonLog {
             }
         }
         match self.format {
-            LogFormat::JsonFile => encode_entry_attrs(&mut self.out, line, STREAMS[stream], &self.attrs, ts),
+            LogFormat::JsonFile => {
+                let (tail, at) = &mut self.tails[stream];
+                if tail.is_empty() || *at != ts {
+                    tail.clear();
+                    entry_tail(tail, STREAMS[stream], &self.attrs, ts);
+                    *at = ts;
+                }
+                self.out.extend_from_slice(b"{\"log\":");
+                escape_json(&mut self.out, line);
+                self.out.extend_from_slice(tail);
+            }
             LogFormat::Local => localfmt::encode(&mut self.out, STREAMS[stream], ts.0 * 1_000_000_000 + i64::from(ts.1), line),
         }
         self.file.last_time = ts;
@@ -167,9 +180,15 @@ pub(crate) fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, ts: (i6
 }
 
 /// One log line with Docker's field order: log, stream, attrs (pre-encoded, may be empty), time.
+#[cfg(test)]
 pub(crate) fn encode_entry_attrs(out: &mut Vec<u8>, line: &[u8], stream: &str, attrs: &[u8], ts: (i64, u32)) {
     out.extend_from_slice(b"{\"log\":");
     escape_json(out, line);
+    entry_tail(out, stream, attrs, ts);
+}
+
+/// What follows the line in an entry.
+fn entry_tail(out: &mut Vec<u8>, stream: &str, attrs: &[u8], ts: (i64, u32)) {
     out.extend_from_slice(b",\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
     out.push(b'"');
@@ -184,16 +203,18 @@ pub(crate) fn encode_entry_attrs(out: &mut Vec<u8>, line: &[u8], stream: &str, a
 /// U+2028/U+2029 escaped.
 pub(crate) fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let mut i = 0;
     let mut start = 0;
     while i < s.len() {
         let b = s[i];
+        // Most output is plain ASCII: one table lookup a byte.
+        if !SPECIAL[b as usize] {
+            i += 1;
+            continue;
+        }
         if b < 0x80 {
-            if b >= 0x20 && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&') {
-                i += 1;
-                continue;
-            }
             out.extend_from_slice(&s[start..i]);
             match b {
                 b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
@@ -227,6 +248,18 @@ pub(crate) fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
+
+/// Bytes escape_json has to look at: control characters, `"`, `\\`, `<`, `>`, `&`, non-ASCII.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b < 0x20 || b >= 0x80 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&');
+        i += 1;
+    }
+    t
+};
 
 /// The length of the valid UTF-8 sequence at the start of `s` (which begins with a byte >= 0x80),
 /// or 0 when it is not valid UTF-8 (bad lead, truncated, overlong, surrogate, > U+10FFFF).
@@ -372,6 +405,27 @@ mod tests {
         let got: Vec<(String, String)> = v.iter().map(|e| (e["stream"].as_str().unwrap().into(), e["log"].as_str().unwrap().into())).collect();
         let want = [("stdout", "a\n"), ("stdout", "bc\n"), ("stdout", "\n"), ("stderr", "err!\n"), ("stdout", "tail")];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn attrs_and_times_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let settings = LogSettings { attrs: vec![("a".into(), "1<".into())], ..Default::default() };
+        let mut l = JsonLog::open(&p, &settings).unwrap();
+        l.write(0, b"x\ny\n", (5, 1));
+        l.write(1, b"z\n", (6, 0));
+        // A clock step back: the entry keeps the last time.
+        l.write(0, b"w\n", (4, 0));
+        l.finish();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut want = Vec::new();
+        let attrs = br#","attrs":{"a":"1\u003c"}"#;
+        encode_entry_attrs(&mut want, b"x\n", "stdout", attrs, (5, 1));
+        encode_entry_attrs(&mut want, b"y\n", "stdout", attrs, (5, 1));
+        encode_entry_attrs(&mut want, b"z\n", "stderr", attrs, (6, 0));
+        encode_entry_attrs(&mut want, b"w\n", "stdout", attrs, (6, 0));
+        assert_eq!(text, String::from_utf8(want).unwrap());
     }
 
     #[test]
