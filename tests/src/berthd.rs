@@ -26,8 +26,17 @@ impl Berthd {
         Self::start_with(Vec::new())
     }
 
+    /// Starts berthd with this daemon.json.
+    pub fn start_with_daemon_json(json: &str) -> Berthd {
+        Self::start_inner(Vec::new(), Some(json))
+    }
+
     /// Starts berthd with more flags.
     pub fn start_with(extra_args: Vec<String>) -> Berthd {
+        Self::start_inner(extra_args, None)
+    }
+
+    fn start_inner(extra_args: Vec<String>, daemon_json: Option<&str>) -> Berthd {
         let dir = tempfile::Builder::new().prefix("berthd-test-").tempdir_in("/tmp").expect("temp dir");
         let cgroup_parent = format!("berth-test-{}", crate::unique_id("d"));
         let mut d = Berthd {
@@ -39,6 +48,9 @@ impl Berthd {
             extra_args,
             child: None,
         };
+        if let Some(j) = daemon_json {
+            std::fs::write(d.dir.path().join("daemon.json"), j).expect("daemon.json");
+        }
         d.launch();
         d
     }

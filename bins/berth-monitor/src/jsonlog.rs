@@ -1,46 +1,72 @@
-//! Docker's json-file log: one `{"log":"...","stream":"stdout","time":"..."}` object per line of
-//! output, byte for byte what dockerd writes (moby's jsonlog.MarshalJSONBuf), so `docker logs`
-//! and every tool that reads these files keep working.
+//! The container log as the monitor writes it: Docker's json-file format (one
+//! `{"log":"...","stream":"stdout","time":"..."}` object per line of output, byte for byte what
+//! dockerd writes, moby's jsonlog.MarshalJSONBuf) or its `local` format (localfmt), in a file
+//! rotated as Docker rotates it (logfile).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use crate::localfmt;
+use crate::logfile::LogFile;
+use crate::logopts::{LogFormat, LogSettings};
 use crate::sys;
 
 /// Docker's copier buffer: a line longer than this is logged in pieces (without a newline).
 pub(crate) const MAX_LINE: usize = 16 * 1024;
-/// Escaped entries are batched into one write() up to about this much.
+/// Encoded entries are batched into one write() up to about this much.
 const FLUSH_AT: usize = 64 * 1024;
 
 pub(crate) const STREAMS: [&str; 2] = ["stdout", "stderr"];
 
 pub(crate) struct JsonLog {
-    file: OwnedFd,
+    file: LogFile,
+    format: LogFormat,
+    /// `,"attrs":{...}` pre-encoded (json-file), empty without attrs.
+    attrs: Vec<u8>,
+    /// Per stream: what follows the escaped line (`,"stream":..,"time":"..."}\n`) for the time
+    /// it was built for: the entries of one read share it, so it is formatted once per read.
+    tails: [(Vec<u8>, (i64, u32)); 2],
     /// Per stream: the start of a line whose newline has not arrived yet.
     partial: [Vec<u8>; 2],
     out: Vec<u8>,
+    /// Entry times never go backwards (a clock step back would otherwise reorder the log for
+    /// followers that find their place again by time after a rotation).
+    last_ts: (i64, u32),
     /// The first write error (disk full, ...): reported in exit.json.
     pub(crate) failed: Option<String>,
 }
 
 impl JsonLog {
     /// Opens (creating, 0640 as dockerd does) the log for appending.
-    pub(crate) fn open(path: &Path) -> io::Result<JsonLog> {
-        let p = sys::cstring(path)?;
-        let file = sys::open(&p, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND, 0o640)?;
-        Ok(JsonLog { file, partial: [Vec::new(), Vec::new()], out: Vec::new(), failed: None })
+    pub(crate) fn open(path: &Path, settings: &LogSettings) -> io::Result<JsonLog> {
+        let file = LogFile::open(path, settings.max_size, settings.max_files, settings.compress)?;
+        let mut attrs = Vec::new();
+        if !settings.attrs.is_empty() {
+            attrs.extend_from_slice(b",\"attrs\":{");
+            for (i, (k, v)) in settings.attrs.iter().enumerate() {
+                if i > 0 {
+                    attrs.push(b',');
+                }
+                escape_json(&mut attrs, k.as_bytes());
+                attrs.push(b':');
+                escape_json(&mut attrs, v.as_bytes());
+            }
+            attrs.push(b'}');
+        }
+        Ok(JsonLog { file, format: settings.format, attrs, tails: Default::default(), partial: [Vec::new(), Vec::new()], out: Vec::new(), last_ts: (0, 0), failed: None })
     }
 
     pub(crate) fn raw_fd(&self) -> i32 {
-        self.file.as_raw_fd()
+        self.file.raw_fd()
     }
 
     /// Logs output of `stream` (0 stdout, 1 stderr) read at `ts`: every complete line is an
     /// entry; the rest waits for its newline (or is logged once it reaches MAX_LINE).
     pub(crate) fn write(&mut self, stream: usize, mut data: &[u8], ts: (i64, u32)) {
+        let ts = ts.max(self.last_ts);
+        self.last_ts = ts;
         while !data.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
+            match memchr_nl(data) {
                 Some(i) => {
                     let (line, rest) = data.split_at(i + 1);
                     if self.partial[stream].is_empty() {
@@ -73,13 +99,17 @@ impl JsonLog {
         self.out = Vec::new();
     }
 
-    /// At EOF: the unterminated last lines are entries too.
+    /// At EOF: the unterminated last lines are entries too; a running compression is waited for.
     pub(crate) fn finish(&mut self) {
-        let ts = sys::now();
+        let ts = sys::now().max(self.last_ts);
         for s in 0..2 {
             self.flush_partial(s, ts);
         }
         self.flush();
+        self.file.wait_compression();
+        if let Some(e) = self.file.compress_error.take() {
+            self.failed.get_or_insert(e);
+        }
     }
 
     fn flush_partial(&mut self, stream: usize, ts: (i64, u32)) {
@@ -93,7 +123,28 @@ impl JsonLog {
     }
 
     fn entry(&mut self, stream: usize, line: &[u8], ts: (i64, u32)) {
-        encode_entry(&mut self.out, line, STREAMS[stream], ts);
+        // Docker checks the size before each entry: a file ends at most one entry past max-size.
+        if self.file.full_with(self.out.len()) {
+            self.flush();
+            if let Err(e) = self.file.rotate() {
+                self.failed.get_or_insert_with(|| format!("rotate container log: {e}"));
+            }
+        }
+        match self.format {
+            LogFormat::JsonFile => {
+                let (tail, at) = &mut self.tails[stream];
+                if tail.is_empty() || *at != ts {
+                    tail.clear();
+                    entry_tail(tail, STREAMS[stream], &self.attrs, ts);
+                    *at = ts;
+                }
+                self.out.extend_from_slice(b"{\"log\":");
+                escape_json(&mut self.out, line);
+                self.out.extend_from_slice(tail);
+            }
+            LogFormat::Local => localfmt::encode(&mut self.out, STREAMS[stream], ts.0 * 1_000_000_000 + i64::from(ts.1), line),
+        }
+        self.file.last_time = ts;
         if self.out.len() >= FLUSH_AT {
             self.flush();
         }
@@ -103,7 +154,7 @@ impl JsonLog {
         if self.out.is_empty() {
             return;
         }
-        if let Err(e) = sys::write_all(self.file.as_raw_fd(), &self.out) {
+        if let Err(e) = self.file.write_all(&self.out) {
             self.failed.get_or_insert_with(|| format!("write container log: {e}"));
         }
         self.out.clear();
@@ -113,18 +164,36 @@ impl JsonLog {
     }
 }
 
+fn memchr_nl(data: &[u8]) -> Option<usize> {
+    data.iter().position(|&b| b == b'\n')
+}
+
 fn clear(mut v: Vec<u8>) -> Vec<u8> {
     v.clear();
     v
 }
 
 /// One log line: `{"log":<line>,"stream":<stream>,"time":<ts>}\n`.
+#[cfg(test)]
 pub(crate) fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, ts: (i64, u32)) {
+    encode_entry_attrs(out, line, stream, &[], ts)
+}
+
+/// One log line with Docker's field order: log, stream, attrs (pre-encoded, may be empty), time.
+#[cfg(test)]
+pub(crate) fn encode_entry_attrs(out: &mut Vec<u8>, line: &[u8], stream: &str, attrs: &[u8], ts: (i64, u32)) {
     out.extend_from_slice(b"{\"log\":");
     escape_json(out, line);
+    entry_tail(out, stream, attrs, ts);
+}
+
+/// What follows the line in an entry.
+fn entry_tail(out: &mut Vec<u8>, stream: &str, attrs: &[u8], ts: (i64, u32)) {
     out.extend_from_slice(b",\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
+    out.push(b'"');
+    out.extend_from_slice(attrs);
+    out.extend_from_slice(b",\"time\":\"");
     rfc3339_nano(out, ts);
     out.extend_from_slice(b"\"}\n");
 }
@@ -134,16 +203,18 @@ pub(crate) fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, ts: (i6
 /// U+2028/U+2029 escaped.
 pub(crate) fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push(b'"');
     let mut i = 0;
     let mut start = 0;
     while i < s.len() {
         let b = s[i];
+        // Most output is plain ASCII: one table lookup a byte.
+        if !SPECIAL[b as usize] {
+            i += 1;
+            continue;
+        }
         if b < 0x80 {
-            if b >= 0x20 && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&') {
-                i += 1;
-                continue;
-            }
             out.extend_from_slice(&s[start..i]);
             match b {
                 b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
@@ -177,6 +248,18 @@ pub(crate) fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
+
+/// Bytes escape_json has to look at: control characters, `"`, `\\`, `<`, `>`, `&`, non-ASCII.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b < 0x20 || b >= 0x80 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&');
+        i += 1;
+    }
+    t
+};
 
 /// The length of the valid UTF-8 sequence at the start of `s` (which begins with a byte >= 0x80),
 /// or 0 when it is not valid UTF-8 (bad lead, truncated, overlong, surrogate, > U+10FFFF).
@@ -308,7 +391,7 @@ mod tests {
     fn logged(chunks: &[(usize, &[u8])]) -> Vec<serde_json::Value> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log");
-        let mut l = JsonLog::open(&p).unwrap();
+        let mut l = JsonLog::open(&p, &LogSettings::default()).unwrap();
         for (s, c) in chunks {
             l.write(*s, c, (1, 0));
         }
@@ -322,6 +405,27 @@ mod tests {
         let got: Vec<(String, String)> = v.iter().map(|e| (e["stream"].as_str().unwrap().into(), e["log"].as_str().unwrap().into())).collect();
         let want = [("stdout", "a\n"), ("stdout", "bc\n"), ("stdout", "\n"), ("stderr", "err!\n"), ("stdout", "tail")];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    }
+
+    #[test]
+    fn attrs_and_times_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let settings = LogSettings { attrs: vec![("a".into(), "1<".into())], ..Default::default() };
+        let mut l = JsonLog::open(&p, &settings).unwrap();
+        l.write(0, b"x\ny\n", (5, 1));
+        l.write(1, b"z\n", (6, 0));
+        // A clock step back: the entry keeps the last time.
+        l.write(0, b"w\n", (4, 0));
+        l.finish();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut want = Vec::new();
+        let attrs = br#","attrs":{"a":"1\u003c"}"#;
+        encode_entry_attrs(&mut want, b"x\n", "stdout", attrs, (5, 1));
+        encode_entry_attrs(&mut want, b"y\n", "stdout", attrs, (5, 1));
+        encode_entry_attrs(&mut want, b"z\n", "stderr", attrs, (6, 0));
+        encode_entry_attrs(&mut want, b"w\n", "stdout", attrs, (6, 0));
+        assert_eq!(text, String::from_utf8(want).unwrap());
     }
 
     #[test]

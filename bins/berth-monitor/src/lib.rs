@@ -14,11 +14,16 @@
 mod children;
 mod clients;
 mod jsonlog;
+pub mod localfmt;
+mod logfile;
+pub mod logopts;
 #[doc(hidden)]
 pub mod monitor;
 mod relay;
 mod sys;
 mod trim;
+
+pub use logfile::rotated_name;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -67,8 +72,11 @@ pub struct MonitorConfig {
     pub bundle: PathBuf,
     /// berth-runtime's state root (runc's --root).
     pub runtime_root: PathBuf,
-    /// Docker json-file log to append to; None: no log.
+    /// The container log to append to (json-file or local format); None: no log.
     pub log_path: Option<PathBuf>,
+    /// Its format, rotation and attrs.
+    #[serde(default)]
+    pub log: logopts::LogSettings,
     pub tty: bool,
     /// false: the container's stdin is /dev/null.
     pub open_stdin: bool,

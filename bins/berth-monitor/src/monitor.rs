@@ -206,7 +206,7 @@ fn setup(cfg: &MonitorConfig) -> Result<Relay<'_>, String> {
     remove_stale(&cfg.exit_file())?;
     remove_stale(&sock)?;
     let log = match &cfg.log_path {
-        Some(p) => Some(JsonLog::open(p).map_err(|e| format!("open container log {}: {e}", p.display()))?),
+        Some(p) => Some(JsonLog::open(p, &cfg.log).map_err(|e| format!("open container log {}: {e}", p.display()))?),
         None => None,
     };
     let mut io = make_stdio(cfg).map_err(|e| format!("set up the container's stdio: {e}"))?;

@@ -67,9 +67,8 @@ pub struct File {
     pub default_pids_limit: Option<i64>,
     pub default_shm_size: Option<String>,
     pub log_driver: Option<String>,
-    /// Accepted for Docker compatibility; log rotation options are not applied yet.
-    #[allow(dead_code)]
-    pub log_opts: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Options of the default log driver (strings, as in Docker's daemon.json).
+    pub log_opts: Option<std::collections::BTreeMap<String, String>>,
     /// Berth always keeps containers running across daemon restarts; `false` is refused.
     pub live_restore: Option<bool>,
     pub tlsverify: Option<bool>,
@@ -99,6 +98,7 @@ pub struct Settings {
     pub default_pids_limit: Option<i64>,
     pub default_shm_size: u64,
     pub log_driver: String,
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -164,9 +164,8 @@ impl Settings {
             }
         }
         let log_driver = f.log_driver.clone().or(file.log_driver.clone()).unwrap_or_else(|| "json-file".into());
-        if !matches!(log_driver.as_str(), "json-file" | "none") {
-            bail!("logging driver {log_driver} is not supported (json-file, none)");
-        }
+        let log_opts = file.log_opts.clone().unwrap_or_default();
+        berth_engine::logconfig::check_log_opts(&log_driver, &log_opts).map_err(|e| anyhow::anyhow!("failed to set log opts: {e}"))?;
         Ok(Settings {
             listen,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
@@ -180,6 +179,7 @@ impl Settings {
             default_pids_limit: f.default_pids_limit.or(file.default_pids_limit),
             default_shm_size: file.default_shm_size.as_deref().map(parse_size).transpose()?.unwrap_or(64 << 20),
             log_driver,
+            log_opts,
         })
     }
 }
@@ -206,6 +206,14 @@ mod tests {
         assert_eq!(s.data_root, PathBuf::from("/x"));
         assert_eq!(s.default_pids_limit, Some(100));
         assert_eq!(s.default_shm_size, 128 << 20);
+        std::fs::write(&p, r#"{"log-driver": "local", "log-opts": {"max-size": "1m", "max-file": "2"}}"#).unwrap();
+        let s = Settings::load(Flags { config_file: p.clone(), ..Default::default() }).unwrap();
+        assert_eq!((s.log_driver.as_str(), s.log_opts.len()), ("local", 2));
+        std::fs::write(&p, r#"{"log-opts": {"max-size": "1q"}}"#).unwrap();
+        let e = Settings::load(Flags { config_file: p.clone(), ..Default::default() }).unwrap_err();
+        assert_eq!(e.to_string(), "failed to set log opts: invalid size: '1q'");
+        std::fs::write(&p, r#"{"log-driver": "syslog"}"#).unwrap();
+        assert!(Settings::load(Flags { config_file: p.clone(), ..Default::default() }).is_err());
         std::fs::write(&p, r#"{"no-such-key": 1}"#).unwrap();
         assert!(Settings::load(Flags { config_file: p, ..Default::default() }).is_err());
     }

@@ -15,8 +15,10 @@ pub struct EngineConfig {
     pub cgroup_parent: String,
     pub systemd_cgroup: bool,
     pub debug: bool,
-    /// daemon.json "log-driver": json-file or none.
+    /// daemon.json "log-driver": json-file, local or none.
     pub log_driver: String,
+    /// daemon.json "log-opts": options of containers using the daemon's driver.
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl EngineConfig {
@@ -32,6 +34,7 @@ impl EngineConfig {
             systemd_cgroup: false,
             debug: false,
             log_driver: "json-file".into(),
+            log_opts: Default::default(),
         }
     }
 

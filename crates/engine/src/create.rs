@@ -64,12 +64,7 @@ impl Engine {
         if host.shm_size == 0 {
             host.shm_size = self.cfg.default_shm_size as i64;
         }
-        if host.log_config.typ.is_empty() {
-            host.log_config.typ = self.cfg.log_driver.clone();
-        }
-        if !matches!(host.log_config.typ.as_str(), "json-file" | "none") {
-            return Err(Error::InvalidParameter(format!("logging driver {} is not supported (json-file, none)", host.log_config.typ)));
-        }
+        self.resolve_log_config(&mut host)?;
 
         // Apply: volumes, snapshot, then record. A crash between them leaves a snapshot no
         // record names, which `restore` removes at the next start (and volumes, kept as Docker

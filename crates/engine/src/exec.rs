@@ -301,6 +301,7 @@ impl Engine {
             bundle: self.bundle_dir(&rec.id),
             runtime_root: self.cfg.runtime_root(),
             log_path: None,
+            log: Default::default(),
             tty,
             open_stdin,
             // Docker closes an exec's stdin when its client's ends.

@@ -19,6 +19,7 @@ mod snapshot_ops;
 mod spec;
 pub mod state;
 pub mod stats;
+pub mod logconfig;
 pub mod logs;
 pub mod store;
 mod supervise;

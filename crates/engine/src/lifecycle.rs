@@ -96,12 +96,20 @@ impl Engine {
             return Err(Error::Internal(format!("write {}: {e}", cfg_path.display())));
         }
         unlink(&berth_monitor::exit_path(&bundle));
-        let log_path = (self.cfg.log_driver != "none" && self.log_driver_of(rec) != "none").then(|| self.log_path(id));
+        let (log_path, log) = match self.log_settings(rec) {
+            Ok(Some((p, s))) => (Some(p), s),
+            Ok(None) => (None, Default::default()),
+            Err(e) => {
+                let _ = mount.unmount();
+                return Err(e);
+            }
+        };
         let mc = MonitorConfig {
             id: id.to_owned(),
             bundle: bundle.clone(),
             runtime_root: self.cfg.runtime_root(),
             log_path,
+            log,
             tty: rec.config.tty,
             open_stdin: rec.config.open_stdin,
             stdin_once: rec.config.stdin_once,
@@ -201,14 +209,6 @@ impl Engine {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
-    fn log_driver_of(&self, rec: &Record) -> String {
-        let t = &rec.host_config.log_config.typ;
-        if t.is_empty() {
-            self.cfg.log_driver.clone()
-        } else {
-            t.clone()
-        }
-    }
 
     /// Blocks until the container's next `die` event or `timeout`; true when it died.
     fn wait_die(&self, mut rx: broadcast::Receiver<Event>, id: &str, timeout: Option<Duration>) -> bool {

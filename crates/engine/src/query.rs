@@ -102,7 +102,8 @@ impl Engine {
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
             hostname_path: dir.join("hostname").display().to_string(),
             hosts_path: dir.join("hosts").display().to_string(),
-            log_path: self.log_path(&rec.id).display().to_string(),
+            // Docker shows a LogPath for json-file only.
+            log_path: if self.log_driver_of(&rec) == "json-file" { self.log_path(&rec.id).display().to_string() } else { String::new() },
             name: format!("/{}", rec.name),
             restart_count: rec.restart_count,
             driver: driver.clone(),

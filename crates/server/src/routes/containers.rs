@@ -135,6 +135,7 @@ pub async fn logs(State(e): State<S>, Path(id): Path<String>, Query(q): Query<Q>
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
         timestamps: flag(&q, "timestamps"),
+        details: flag(&q, "details"),
         tail: q.get("tail").filter(|t| !t.is_empty() && *t != "all").map(|t| t.parse::<usize>()).transpose().map_err(|_| ApiError::bad_request("invalid tail"))?,
         since: q.get("since").filter(|s| !s.is_empty() && *s != "0").cloned(),
         until: q.get("until").filter(|s| !s.is_empty() && *s != "0").cloned(),
