@@ -1,0 +1,49 @@
+//! The real `Kernel` operations (needs root): the same attach/detach cycle the fake passes,
+//! checked against what the kernel then shows.
+
+use std::path::Path;
+
+use berth_network::{BridgeOptions, DefaultBridge, Kernel};
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+#[test]
+fn bridge_endpoint_cycle() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let name = format!("bnk{}", std::process::id() % 100000);
+    let opts = BridgeOptions { name: name.clone(), bip: Some("10.231.7.1/24".into()), mtu: 1500 };
+    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns")).unwrap();
+    let id = format!("{:x}{}", std::process::id(), "f".repeat(56));
+    let res = std::panic::catch_unwind(|| {
+        let ep = b.attach(&id).unwrap();
+        assert!(link_exists(&name) && link_exists(&ep.veth));
+        assert_eq!(std::fs::read_to_string(format!("/sys/class/net/{}/master/uevent", ep.veth)).unwrap().contains(&name), true);
+        let addr = std::fs::read_to_string(format!("/sys/class/net/{name}/operstate")).unwrap();
+        assert!(!addr.is_empty());
+        assert!(ep.sandbox.exists());
+        // The gateway answers from inside the sandbox: run ping through setns in a thread.
+        let ns = std::fs::File::open(&ep.sandbox).unwrap();
+        let out = std::thread::spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.connect("10.231.7.1:9").unwrap();
+            s.local_addr().unwrap().ip().to_string()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(out, ep.ip.to_string(), "eth0's address is the source towards the gateway");
+        b.detach(&id).unwrap();
+        assert!(!link_exists(&ep.veth));
+        assert!(!ep.sandbox.exists());
+    });
+    let _ = b.detach(&id);
+    assert!(b.shutdown().unwrap());
+    assert!(!link_exists(&name));
+    res.unwrap();
+}
