@@ -23,9 +23,7 @@ fn bridge_endpoint_cycle() {
     let res = std::panic::catch_unwind(|| {
         let ep = b.attach(&id).unwrap();
         assert!(link_exists(&name) && link_exists(&ep.veth));
-        assert_eq!(std::fs::read_to_string(format!("/sys/class/net/{}/master/uevent", ep.veth)).unwrap().contains(&name), true);
-        let addr = std::fs::read_to_string(format!("/sys/class/net/{name}/operstate")).unwrap();
-        assert!(!addr.is_empty());
+        assert!(std::fs::read_to_string(format!("/sys/class/net/{}/master/uevent", ep.veth)).unwrap().contains(&name));
         assert!(ep.sandbox.exists());
         // The gateway answers from inside the sandbox: run ping through setns in a thread.
         let ns = std::fs::File::open(&ep.sandbox).unwrap();
