@@ -41,6 +41,15 @@ pub struct Flags {
     pub default_pids_limit: Option<i64>,
     #[arg(long)]
     pub log_driver: Option<String>,
+    /// The default bridge's interface (created if missing); "none" disables it.
+    #[arg(short = 'b', long)]
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix (e.g. 10.20.0.1/24).
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// Containers' MTU on the default bridge.
+    #[arg(long)]
+    pub mtu: Option<u32>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -72,6 +81,9 @@ pub struct File {
     pub log_opts: Option<serde_json::Map<String, serde_json::Value>>,
     /// Berth always keeps containers running across daemon restarts; `false` is refused.
     pub live_restore: Option<bool>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub mtu: Option<u32>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
@@ -99,6 +111,8 @@ pub struct Settings {
     pub default_pids_limit: Option<i64>,
     pub default_shm_size: u64,
     pub log_driver: String,
+    /// None with `--bridge none`: containers get no default network.
+    pub bridge: Option<berth_engine::BridgeOptions>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -167,8 +181,15 @@ impl Settings {
         if !matches!(log_driver.as_str(), "json-file" | "none") {
             bail!("logging driver {log_driver} is not supported (json-file, none)");
         }
+        let bridge_name = f.bridge.clone().or(file.bridge.clone()).unwrap_or_else(|| "berth0".into());
+        let bridge = (bridge_name != "none").then(|| berth_engine::BridgeOptions {
+            name: bridge_name,
+            bip: f.bip.clone().or(file.bip.clone()),
+            mtu: f.mtu.or(file.mtu).unwrap_or(1500),
+        });
         Ok(Settings {
             listen,
+            bridge,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
             exec_root: f.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into()),
             pidfile: f.pidfile.or(file.pidfile).unwrap_or_else(|| "/run/berth/berthd.pid".into()),

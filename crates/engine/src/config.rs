@@ -17,6 +17,9 @@ pub struct EngineConfig {
     pub debug: bool,
     /// daemon.json "log-driver": json-file or none.
     pub log_driver: String,
+    /// The default bridge network; None (`--bridge none`) leaves containers on the default
+    /// network with loopback only.
+    pub bridge: Option<berth_network::BridgeOptions>,
 }
 
 impl EngineConfig {
@@ -32,7 +35,13 @@ impl EngineConfig {
             systemd_cgroup: false,
             debug: false,
             log_driver: "json-file".into(),
+            bridge: Some(Default::default()),
         }
+    }
+
+    /// Where containers' network namespaces are bound.
+    pub fn netns_dir(&self) -> PathBuf {
+        self.exec_root.join("netns")
     }
 
     /// berth-runtime's state root.

@@ -121,16 +121,6 @@ impl Engine {
         })
     }
 
-    /// NetworkSettings as Docker shows it for a container without bridge networking yet.
-    fn network_settings(&self, rec: &Record) -> serde_json::Value {
-        let mode = if rec.host_config.network_mode.is_empty() { "bridge".to_owned() } else { rec.host_config.network_mode.clone() };
-        serde_json::json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "Networks": { mode: { "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "" } }
-        })
-    }
-
     fn sizes(&self, rec: &Record) -> (Option<i64>, Option<i64>) {
         let rw = self.images.snapshotter().usage(&rec.id).ok().map(|u| u as i64);
         let image = self.images.inspect(&rec.image_id).ok().and_then(|v| v.get("Size").and_then(|s| s.as_i64()));

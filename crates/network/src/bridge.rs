@@ -31,6 +31,8 @@ impl Default for BridgeOptions {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Persisted {
+    /// The network's ID (Docker's NetworkID), kept across restarts.
+    id: String,
     bridge: String,
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
@@ -47,6 +49,7 @@ pub struct DefaultBridge<O: NetOps> {
     opts: BridgeOptions,
     state_file: PathBuf,
     netns_dir: PathBuf,
+    id: String,
     inner: Mutex<Inner>,
 }
 
@@ -73,6 +76,10 @@ impl<O: NetOps> DefaultBridge<O> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::path("read", &state_file, e)),
         };
+        let id = match &saved {
+            Some(s) => s.id.clone(),
+            None => crate::ops::random_id()?,
+        };
         let wanted = opts.bip.as_deref().map(subnet::parse_bip).transpose()?;
         let (net, gw, endpoints) = match (saved, wanted) {
             // Endpoints keep their addresses: a changed bip applies once they are gone.
@@ -90,7 +97,7 @@ impl<O: NetOps> DefaultBridge<O> {
         }
         let gw_net = Ipv4Net::new(gw, net.prefix_len()).map_err(|e| Error::Internal(e.to_string()))?;
         ops.ensure_bridge(&opts.name, gw_net, opts.mtu)?;
-        let b = DefaultBridge { ops, opts, state_file, netns_dir, inner: Mutex::new(Inner { pool, endpoints }) };
+        let b = DefaultBridge { ops, opts, state_file, netns_dir, id, inner: Mutex::new(Inner { pool, endpoints }) };
         b.save(&b.lock())?;
         Ok(b)
     }
@@ -101,12 +108,17 @@ impl<O: NetOps> DefaultBridge<O> {
 
     fn save(&self, inner: &Inner) -> Result<()> {
         let p = Persisted {
+            id: self.id.clone(),
             bridge: self.opts.name.clone(),
             subnet: inner.pool.subnet(),
             gateway: inner.pool.gateway(),
             endpoints: inner.endpoints.clone(),
         };
         write_atomic(&self.state_file, &serde_json::to_vec(&p).map_err(|e| Error::Internal(e.to_string()))?)
+    }
+
+    pub fn id(&self) -> String {
+        self.id.clone()
     }
 
     pub fn name(&self) -> &str {
@@ -133,8 +145,16 @@ impl<O: NetOps> DefaultBridge<O> {
         }
         let ip = inner.pool.allocate()?;
         let mac = Endpoint::mac_for(ip);
+        let endpoint_id = match crate::ops::random_id() {
+            Ok(i) => i,
+            Err(e) => {
+                inner.pool.release(ip);
+                return Err(e);
+            }
+        };
         let ep = Endpoint {
             container_id: container_id.to_owned(),
+            endpoint_id,
             ip,
             prefix_len: inner.pool.subnet().prefix_len(),
             gateway: inner.pool.gateway(),

@@ -16,6 +16,8 @@ use crate::sandbox;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub container_id: String,
+    /// Docker's EndpointID: random, 64 hex digits.
+    pub endpoint_id: String,
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
@@ -24,6 +26,16 @@ pub struct Endpoint {
     pub veth: String,
     /// The bind-mounted network namespace the container joins.
     pub sandbox: PathBuf,
+}
+
+/// 64 random hex digits, as Docker's network and endpoint IDs.
+pub fn random_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("read /dev/urandom", e))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 impl Endpoint {
