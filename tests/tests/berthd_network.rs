@@ -171,3 +171,92 @@ fn daemon_kill9_keeps_network() {
     assert_eq!(netns_files(&d), Vec::<String>::new());
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET /hostname from busybox httpd serving /etc; "" when the port does not answer.
+fn http_hostname(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), std::time::Duration::from_secs(3)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_owned()
+}
+
+fn nft_table(bridge: &str) -> String {
+    let o = std::process::Command::new("nft").args(["list", "table", "ip", &format!("berth-{bridge}")]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn published_ports() {
+    if skip() {
+        return;
+    }
+    let (bridge, bip, args) = net_args(4);
+    let gw = bip.split('/').next().unwrap().to_owned();
+    let d = Berthd::start_with(args);
+    d.import_busybox("busybox");
+    let (p1, p2) = (free_port(), free_port());
+    let web = d.ok(&[
+        "run", "-d", "--name", "web", "--hostname", "webhost", "-p", &format!("127.0.0.1:{p1}:80"), "-p", &format!("{p2}:80"),
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ]);
+    // Reachable from the host on loopback (both bindings) and, through the gateway, from
+    // another container (hairpin).
+    berth_e2e::dockerd::poll("httpd to answer", std::time::Duration::from_secs(10), || {
+        (http_hostname(&format!("127.0.0.1:{p1}")) == "webhost").then_some(())
+    });
+    assert_eq!(http_hostname(&format!("127.0.0.1:{p2}")), "webhost");
+    d.ok(&["run", "-d", "--name", "client", "busybox", "sleep", "300"]);
+    // (This busybox's wget crashes; nc speaks the HTTP.)
+    let get = format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {gw} {p2}");
+    let got = d.ok(&["exec", "client", "sh", "-c", &get]);
+    assert!(got.ends_with("webhost"), "{got}");
+    let ports = d.ok(&["port", "web"]);
+    assert!(ports.contains(&format!("80/tcp -> 127.0.0.1:{p1}")) && ports.contains(&format!("80/tcp -> 0.0.0.0:{p2}")), "{ports}");
+    let ps = d.ok(&["ps", "--filter", "name=web", "--format", "{{.Ports}}"]);
+    assert!(ps.contains(&format!("127.0.0.1:{p1}->80/tcp")), "{ps}");
+
+    // -P publishes every exposed port on a port the daemon picks.
+    d.ok(&["run", "-d", "--name", "all", "--hostname", "allhost", "-P", "--expose", "8080", "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"]);
+    let mapped = d.ok(&["port", "all", "8080"]);
+    let hp: u16 = mapped.rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("{mapped}"));
+    berth_e2e::dockerd::poll("-P httpd to answer", std::time::Duration::from_secs(10), || {
+        (http_hostname(&format!("127.0.0.1:{hp}")) == "allhost").then_some(())
+    });
+
+    // A port taken by another container or in use on the host: the start fails, nothing left.
+    let o = d.docker(&["run", "-d", "--name", "dup", "-p", &format!("127.0.0.1:{p1}:80"), "busybox", "sleep", "300"]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("port is already allocated"), "{o}");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hport = held.local_addr().unwrap().port();
+    let o = d.docker(&["run", "-d", "--name", "busy", "-p", &format!("127.0.0.1:{hport}:80"), "busybox", "sleep", "300"]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains(&format!("127.0.0.1:{hport}")) && o.stderr.contains("in use"), "{o}");
+    let dup = d.ok(&["inspect", "-f", "{{.Id}}", "dup"]);
+    let busy = d.ok(&["inspect", "-f", "{{.Id}}", "busy"]);
+    assert!(veths_of(&[dup, busy]).is_empty());
+    assert_eq!(netns_files(&d).len(), 3, "web, client and all only");
+    drop(held);
+
+    // Stopping removes the rules: the port no longer answers.
+    assert!(nft_table(&bridge).contains(&format!("dport {p1} dnat to")));
+    d.ok(&["stop", "-t", "1", "web"]);
+    assert!(!nft_table(&bridge).contains(&format!("dport {p1} dnat to")));
+    assert_eq!(http_hostname(&format!("127.0.0.1:{p1}")), "");
+    assert_eq!(d.ok(&["port", "web"]), "");
+    d.ok(&["rm", "-f", "web", "client", "all", "dup", "busy"]);
+    assert!(veths_of(&[web]).is_empty());
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    drop(d);
+    assert_eq!(nft_table(&bridge), "", "table left after shutdown");
+    assert!(!link_exists(&bridge));
+}

@@ -5,7 +5,8 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use berth_api::container_config::HostConfig;
+use berth_api::container_config::{ContainerConfig, HostConfig};
+use berth_network::{ports, PortRequest};
 
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -61,11 +62,54 @@ impl Drop for Prepared<'_> {
     }
 }
 
+/// PortBindings, plus every exposed port without one under `-P`.
+fn port_requests(config: &ContainerConfig, host: &HostConfig) -> Result<Vec<PortRequest>> {
+    let mut out = Vec::new();
+    let bindings = host.port_bindings.clone().unwrap_or_default();
+    for (key, list) in &bindings {
+        match list.as_deref() {
+            Some(l) if !l.is_empty() => {
+                for b in l {
+                    out.push(ports::request(key, &b.host_ip, &b.host_port)?);
+                }
+            }
+            _ if host.publish_all_ports => out.push(ports::request(key, "", "")?),
+            _ => {}
+        }
+    }
+    if host.publish_all_ports {
+        for key in config.exposed_ports.iter().flat_map(|p| p.keys()).filter(|k| !bindings.contains_key(*k)) {
+            out.push(ports::request(key, "", "")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Docker's summary `Ports` for `docker ps`.
+pub(crate) fn summary_ports(e: Option<&berth_network::Endpoint>) -> Vec<serde_json::Value> {
+    e.map(|e| {
+        e.ports
+            .iter()
+            .map(|m| serde_json::json!({ "IP": m.host_ip.to_string(), "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto.as_str() }))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 impl Engine {
-    /// Create-time check: the mode is known. A joined container is looked up at start, as
-    /// Docker does (it may not exist yet).
-    pub(crate) fn validate_network(&self, host: &HostConfig) -> Result<()> {
-        NetMode::of(host).map(|_| ())
+    pub(crate) fn endpoint(&self, id: &str) -> Option<berth_network::Endpoint> {
+        self.network.as_ref().and_then(|n| n.endpoint(id))
+    }
+
+    /// Create-time check: the mode is known and published ports parse. A joined container
+    /// is looked up at start, as Docker does (it may not exist yet).
+    pub(crate) fn validate_network(&self, config: &ContainerConfig, host: &HostConfig) -> Result<()> {
+        let mode = NetMode::of(host)?;
+        let reqs = port_requests(config, host)?;
+        if !reqs.is_empty() && matches!(mode, NetMode::Container(_)) {
+            return Err(Error::InvalidParameter("conflicting options: port publishing and the container type network mode".into()));
+        }
+        Ok(())
     }
 
     /// Sets the container's network up for a start.
@@ -80,7 +124,8 @@ impl Engine {
                 let net = self.network.as_ref().expect("checked above");
                 // A run that ended without its exit being handled may have left one.
                 net.detach(&rec.id)?;
-                let ep = net.attach(&rec.id)?;
+                // Host networking and `none` publish nothing, as Docker ignores -p there.
+                let ep = net.attach(&rec.id, &port_requests(&rec.config, &rec.host_config)?)?;
                 p.attached = true;
                 p.ip = Some(ep.ip);
                 p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
@@ -145,9 +190,25 @@ impl Engine {
             "NetworkID": network_id, "EndpointID": eid, "Gateway": gw, "IPAddress": ip, "IPPrefixLen": prefix,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null
         });
+        let mut ports = serde_json::Map::new();
+        if let Some(ep) = &ep {
+            for k in rec.config.exposed_ports.iter().flat_map(|p| p.keys()) {
+                ports.insert(k.clone(), serde_json::Value::Null);
+            }
+            for m in &ep.ports {
+                let key = format!("{}/{}", m.container_port, m.proto.as_str());
+                let entry = ports.entry(key).or_insert_with(|| serde_json::json!([]));
+                if !entry.is_array() {
+                    *entry = serde_json::json!([]);
+                }
+                if let Some(a) = entry.as_array_mut() {
+                    a.push(serde_json::json!({ "HostIp": m.host_ip.to_string(), "HostPort": m.host_port.to_string() }));
+                }
+            }
+        }
         let mut s = serde_json::json!({
             "Bridge": "", "SandboxID": if ep.is_some() { rec.id.clone() } else { String::new() }, "SandboxKey": key,
-            "Ports": {}, "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports, "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
             "Networks": { mode: network }
         });

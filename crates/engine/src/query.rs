@@ -199,7 +199,7 @@ impl Engine {
                 image_id: rec.image_id.clone(),
                 command: command_line(&rec),
                 created: parse_rfc3339(&rec.created).unwrap_or(0),
-                ports: Vec::new(),
+                ports: crate::network::summary_ports(self.endpoint(&rec.id).as_ref()),
                 size_rw,
                 size_root_fs: size_root,
                 labels: rec.config.labels.clone().unwrap_or_default().into_iter().collect(),

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ipam::Pool;
+use crate::firewall;
 use crate::ops::{Endpoint, NetOps};
+use crate::ports::{self, PortMapping, PortRequest};
 use crate::subnet;
 
 /// berthd's `--bridge`, `--bip` and `--mtu`, as dockerd's.
@@ -98,7 +100,11 @@ impl<O: NetOps> DefaultBridge<O> {
         let gw_net = Ipv4Net::new(gw, net.prefix_len()).map_err(|e| Error::Internal(e.to_string()))?;
         ops.ensure_bridge(&opts.name, gw_net, opts.mtu)?;
         let b = DefaultBridge { ops, opts, state_file, netns_dir, id, inner: Mutex::new(Inner { pool, endpoints }) };
-        b.save(&b.lock())?;
+        {
+            let inner = b.lock();
+            b.apply_firewall(&inner)?;
+            b.save(&inner)?;
+        }
         Ok(b)
     }
 
@@ -121,6 +127,10 @@ impl<O: NetOps> DefaultBridge<O> {
         self.id.clone()
     }
 
+    fn apply_firewall(&self, inner: &Inner) -> Result<()> {
+        self.ops.apply_firewall(&firewall::ruleset(&self.opts.name, inner.pool.subnet(), inner.endpoints.values()))
+    }
+
     pub fn name(&self) -> &str {
         &self.opts.name
     }
@@ -137,12 +147,15 @@ impl<O: NetOps> DefaultBridge<O> {
         &self.ops
     }
 
-    /// Gives a container an address and a configured sandbox; everything is undone on failure.
-    pub fn attach(&self, container_id: &str) -> Result<Endpoint> {
+    /// Gives a container an address, a configured sandbox and its published ports; host ports
+    /// are checked before anything is created, and everything is undone on failure.
+    pub fn attach(&self, container_id: &str, publish: &[PortRequest]) -> Result<Endpoint> {
         let mut inner = self.lock();
         if inner.endpoints.contains_key(container_id) {
             return Err(Error::Conflict(format!("container {container_id} is already attached to {}", self.opts.name)));
         }
+        let taken: Vec<PortMapping> = inner.endpoints.values().flat_map(|e| e.ports.iter().copied()).collect();
+        let mapped = ports::resolve(publish, &taken, &|p, ip, port| self.ops.probe_port(p, ip, port))?;
         let ip = inner.pool.allocate()?;
         let mac = Endpoint::mac_for(ip);
         let endpoint_id = match crate::ops::random_id() {
@@ -162,13 +175,15 @@ impl<O: NetOps> DefaultBridge<O> {
             // Interface names are at most 15 bytes.
             veth: format!("veth{}", &container_id[..container_id.len().min(11)]),
             sandbox: self.netns_dir.join(container_id),
+            ports: mapped,
         };
         if let Err(e) = self.ops.create_endpoint(&ep, &self.opts.name, self.opts.mtu) {
             inner.pool.release(ip);
             return Err(e);
         }
         inner.endpoints.insert(container_id.to_owned(), ep.clone());
-        if let Err(e) = self.save(&inner) {
+        let published = if ep.ports.is_empty() { Ok(()) } else { self.apply_firewall(&inner) };
+        if let Err(e) = published.and_then(|_| self.save(&inner)) {
             inner.endpoints.remove(container_id);
             inner.pool.release(ip);
             self.ops.remove_endpoint(&ep);
@@ -183,7 +198,9 @@ impl<O: NetOps> DefaultBridge<O> {
         let Some(ep) = inner.endpoints.remove(container_id) else { return Ok(()) };
         self.ops.remove_endpoint(&ep);
         inner.pool.release(ep.ip);
-        self.save(&inner)
+        let unpublished = if ep.ports.is_empty() { Ok(()) } else { self.apply_firewall(&inner) };
+        let saved = self.save(&inner);
+        unpublished.and(saved)
     }
 
     pub fn endpoint(&self, container_id: &str) -> Option<Endpoint> {
@@ -201,6 +218,8 @@ impl<O: NetOps> DefaultBridge<O> {
         if !inner.endpoints.is_empty() {
             return Ok(false);
         }
+        let table = firewall::table_name(&self.opts.name);
+        self.ops.apply_firewall(&crate::nft::Table { name: table, chains: Vec::new(), rules: Vec::new() })?;
         self.ops.remove_bridge(&self.opts.name)?;
         Ok(true)
     }
@@ -230,18 +249,18 @@ mod tests {
     fn attach_detach_and_persist() {
         let d = tempfile::tempdir().unwrap();
         let b = open(d.path(), Fake::default(), Some("10.44.0.1/24"));
-        let a = b.attach(&"a".repeat(64)).unwrap();
-        let c = b.attach(&"c".repeat(64)).unwrap();
+        let a = b.attach(&"a".repeat(64), &[]).unwrap();
+        let c = b.attach(&"c".repeat(64), &[]).unwrap();
         assert_eq!((a.ip.to_string(), c.ip.to_string()), ("10.44.0.2".into(), "10.44.0.3".into()));
         assert_eq!(a.mac, "02:42:0a:2c:00:02");
         assert_eq!(a.veth, "vethaaaaaaaaaaa");
-        assert!(b.attach(&"a".repeat(64)).is_err());
+        assert!(b.attach(&"a".repeat(64), &[]).is_err());
         drop(b);
         // A restarted daemon gets its endpoints back and does not hand their addresses out.
         let b = open(d.path(), Fake::default(), Some("10.99.0.1/24"));
         assert_eq!(b.subnet().to_string(), "10.44.0.0/24", "bip waits until no endpoint is left");
         assert_eq!(b.endpoint(&"c".repeat(64)).unwrap().ip, c.ip);
-        let e = b.attach(&"e".repeat(64)).unwrap();
+        let e = b.attach(&"e".repeat(64), &[]).unwrap();
         assert_eq!(e.ip.to_string(), "10.44.0.4");
         b.detach(&"a".repeat(64)).unwrap();
         b.detach(&"a".repeat(64)).unwrap();
@@ -259,11 +278,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let b = open(d.path(), Fake::default(), Some("10.45.0.1/30"));
         b.ops().lock().fail_endpoint = true;
-        assert!(b.attach(&"a".repeat(64)).is_err());
+        assert!(b.attach(&"a".repeat(64), &[]).is_err());
         assert!(b.endpoint(&"a".repeat(64)).is_none());
         // The only address is free again.
-        assert_eq!(b.attach(&"b".repeat(64)).unwrap().ip.to_string(), "10.45.0.2");
-        assert!(matches!(b.attach(&"c".repeat(64)), Err(Error::Conflict(_))));
+        assert_eq!(b.attach(&"b".repeat(64), &[]).unwrap().ip.to_string(), "10.45.0.2");
+        assert!(matches!(b.attach(&"c".repeat(64), &[]), Err(Error::Conflict(_))));
     }
 
     #[test]
@@ -277,5 +296,35 @@ mod tests {
         assert!(bad("ok", Some("10.0.0.1"), 1500));
         assert!(bad("ok", Some("10.0.0.1/31"), 1500));
         assert!(bad("ok", None, 10));
+    }
+
+    #[test]
+    fn published_ports_and_firewall() {
+        let d = tempfile::tempdir().unwrap();
+        let b = open(d.path(), Fake::default(), Some("10.46.0.1/24"));
+        let base = b.ops().lock().firewall.clone().expect("the table exists from the start");
+        assert_eq!(base.name, "berth-berthtest0");
+        let req = |hp: &str| vec![crate::ports::request("80/tcp", "127.0.0.1", hp).unwrap()];
+        let a = b.attach(&"a".repeat(64), &req("8080")).unwrap();
+        assert_eq!(a.ports[0].host_port, 8080);
+        let has_dnat = |b: &DefaultBridge<Fake>| b.ops().lock().firewall.as_ref().unwrap().rules.iter().any(|r| r.2.contains("dnat to 10.46.0.2:80"));
+        assert!(has_dnat(&b));
+        // The same host port again: refused before anything is created.
+        let links = b.ops().lock().links.len();
+        let e = b.attach(&"c".repeat(64), &req("8080")).unwrap_err().to_string();
+        assert!(e.contains("already allocated"), "{e}");
+        assert_eq!(b.ops().lock().links.len(), links);
+        // In use on the host.
+        b.ops().lock().busy_ports.insert(9090);
+        assert!(b.attach(&"c".repeat(64), &req("9090")).unwrap_err().to_string().contains("9090"));
+        // A firewall failure undoes the endpoint and frees the address.
+        b.ops().lock().fail_firewall = true;
+        assert!(b.attach(&"c".repeat(64), &req("9191")).is_err());
+        assert!(b.endpoint(&"c".repeat(64)).is_none());
+        assert_eq!(b.ops().lock().links.len(), links);
+        b.detach(&"a".repeat(64)).unwrap();
+        assert!(!has_dnat(&b));
+        assert!(b.shutdown().unwrap());
+        assert!(b.ops().lock().firewall.is_none());
     }
 }

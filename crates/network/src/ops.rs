@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::netlink::{self, Rtnl};
+use crate::nft;
+use crate::ports::{PortMapping, Proto};
 use crate::sandbox;
 
 /// A container's attachment to the default bridge.
@@ -26,6 +28,9 @@ pub struct Endpoint {
     pub veth: String,
     /// The bind-mounted network namespace the container joins.
     pub sandbox: PathBuf,
+    /// Published ports, DNATed to `ip`.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
 }
 
 /// 64 random hex digits, as Docker's network and endpoint IDs.
@@ -61,6 +66,10 @@ pub trait NetOps: Send + Sync {
     fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()>;
     /// Best effort: what is already gone is not an error.
     fn remove_endpoint(&self, ep: &Endpoint);
+    /// Replaces the table atomically (a table without chains: removes it).
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()>;
+    /// Binds a host port (0: any free one) to prove it is free; returns the port.
+    fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16>;
 }
 
 pub struct Kernel;
@@ -88,6 +97,9 @@ impl NetOps for Kernel {
             }
         };
         nl.batch(vec![netlink::add_address(index, gateway, name), netlink::set_up(index, name)])?;
+        // Lets DNATed 127.0.0.1 traffic leave through the bridge (ports published on loopback).
+        let p = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
+        std::fs::write(&p, "1").map_err(|e| Error::io(format!("write {p}"), e))?;
         enable_forwarding()
     }
 
@@ -123,6 +135,15 @@ impl NetOps for Kernel {
         }
         sandbox::remove(&ep.sandbox);
     }
+
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
+        let (batch, acks) = nft::encode(table);
+        nft::send(&batch, acks, &format!("replace nftables table ip {}", table.name))
+    }
+
+    fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+        crate::ports::probe_host(proto, ip, port)
+    }
 }
 
 /// In-memory host: links and sandboxes as names; `fail_endpoint` makes the next endpoint fail.
@@ -138,6 +159,10 @@ pub struct FakeState {
     pub sandboxes: std::collections::BTreeSet<PathBuf>,
     pub forwarding: bool,
     pub fail_endpoint: bool,
+    /// The table as last applied (None: removed or never created).
+    pub firewall: Option<nft::Table>,
+    pub busy_ports: std::collections::BTreeSet<u16>,
+    pub fail_firewall: bool,
 }
 
 impl Fake {
@@ -188,5 +213,22 @@ impl NetOps for Fake {
         let mut s = self.lock();
         s.links.remove(&ep.veth);
         s.sandboxes.remove(&ep.sandbox);
+    }
+
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
+        let mut s = self.lock();
+        if std::mem::take(&mut s.fail_firewall) {
+            return Err(Error::io("replace nftables table", std::io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        s.firewall = (!table.chains.is_empty()).then(|| table.clone());
+        Ok(())
+    }
+
+    fn probe_port(&self, _proto: Proto, _ip: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+        let s = self.lock();
+        if s.busy_ports.contains(&port) {
+            return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        Ok(if port == 0 { (40000..).find(|p| !s.busy_ports.contains(p)).unwrap_or(0) } else { port })
     }
 }

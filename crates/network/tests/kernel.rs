@@ -9,6 +9,12 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// `nft list table` for checking only (Berth itself never runs nft); "" when it is absent.
+fn nft_list(table: &str) -> String {
+    let o = std::process::Command::new("nft").args(["list", "table", "ip", table]).output().expect("nft");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 #[test]
 fn bridge_endpoint_cycle() {
     if !nix::unistd::geteuid().is_root() {
@@ -21,7 +27,16 @@ fn bridge_endpoint_cycle() {
     let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns")).unwrap();
     let id = format!("{:x}{}", std::process::id(), "f".repeat(56));
     let res = std::panic::catch_unwind(|| {
-        let ep = b.attach(&id).unwrap();
+        let publish = [berth_network::ports::request("80/tcp", "127.0.0.1", "").unwrap()];
+        let ep = b.attach(&id, &publish).unwrap();
+        // The kernel accepted the whole table; nft shows it as generated.
+        let table = format!("berth-{name}");
+        let listed = nft_list(&table);
+        let hp = ep.ports[0].host_port;
+        assert!(listed.contains(&format!("ip daddr 127.0.0.1 tcp dport {hp} dnat to {}:80", ep.ip)), "{listed}");
+        assert!(listed.contains(&format!("ip saddr 10.231.7.0/24 oifname != \"{name}\" masquerade")), "{listed}");
+        assert!(listed.contains("fib daddr type local jump ports"), "{listed}");
+        assert!(listed.contains("ct state established,related accept"), "{listed}");
         assert!(link_exists(&name) && link_exists(&ep.veth));
         assert!(std::fs::read_to_string(format!("/sys/class/net/{}/master/uevent", ep.veth)).unwrap().contains(&name));
         assert!(ep.sandbox.exists());
@@ -37,11 +52,13 @@ fn bridge_endpoint_cycle() {
         .unwrap();
         assert_eq!(out, ep.ip.to_string(), "eth0's address is the source towards the gateway");
         b.detach(&id).unwrap();
+        assert!(!nft_list(&table).contains("dnat to"));
         assert!(!link_exists(&ep.veth));
         assert!(!ep.sandbox.exists());
     });
     let _ = b.detach(&id);
     assert!(b.shutdown().unwrap());
     assert!(!link_exists(&name));
+    assert_eq!(nft_list(&format!("berth-{name}")), "", "table left after shutdown");
     res.unwrap();
 }
