@@ -167,13 +167,14 @@ impl<O: NetOps> DefaultBridge<O> {
         };
         let ep = Endpoint {
             container_id: container_id.to_owned(),
-            endpoint_id,
+            endpoint_id: endpoint_id.clone(),
             ip,
             prefix_len: inner.pool.subnet().prefix_len(),
             gateway: inner.pool.gateway(),
             mac: Endpoint::mac_string(mac),
-            // Interface names are at most 15 bytes.
-            veth: format!("veth{}", &container_id[..container_id.len().min(11)]),
+            // Random as Docker's (a restarted container must not meet its previous veth, which
+            // the kernel may still be removing); interface names are at most 15 bytes.
+            veth: format!("veth{}", &endpoint_id[..7]),
             sandbox: self.netns_dir.join(container_id),
             ports: mapped,
         };
@@ -253,7 +254,7 @@ mod tests {
         let c = b.attach(&"c".repeat(64), &[]).unwrap();
         assert_eq!((a.ip.to_string(), c.ip.to_string()), ("10.44.0.2".into(), "10.44.0.3".into()));
         assert_eq!(a.mac, "02:42:0a:2c:00:02");
-        assert_eq!(a.veth, "vethaaaaaaaaaaa");
+        assert!(a.veth.starts_with("veth") && a.veth.len() == 11 && a.veth != c.veth, "{}", a.veth);
         assert!(b.attach(&"a".repeat(64), &[]).is_err());
         drop(b);
         // A restarted daemon gets its endpoints back and does not hand their addresses out.
@@ -264,7 +265,7 @@ mod tests {
         assert_eq!(e.ip.to_string(), "10.44.0.4");
         b.detach(&"a".repeat(64)).unwrap();
         b.detach(&"a".repeat(64)).unwrap();
-        assert!(!b.ops().lock().links.contains("vethaaaaaaaaaaa"));
+        assert!(!b.ops().lock().links.contains(&a.veth));
         assert!(!b.shutdown().unwrap(), "the bridge stays while endpoints remain");
         b.detach(&"c".repeat(64)).unwrap();
         b.detach(&"e".repeat(64)).unwrap();

@@ -64,7 +64,8 @@ pub trait NetOps: Send + Sync {
     fn remove_bridge(&self, name: &str) -> Result<()>;
     /// Sandbox, veth pair, eth0's address and default route; nothing is left if it fails.
     fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()>;
-    /// Best effort: what is already gone is not an error.
+    /// Best effort: what is already gone is not an error. The veth pair may outlive the call
+    /// briefly (the kernel removes it with the namespace).
     fn remove_endpoint(&self, ep: &Endpoint);
     /// Replaces the table atomically (a table without chains: removes it).
     fn apply_firewall(&self, table: &nft::Table) -> Result<()>;
@@ -129,10 +130,10 @@ impl NetOps for Kernel {
     }
 
     fn remove_endpoint(&self, ep: &Endpoint) {
-        // Deleting the host side removes the peer too, even while the namespace lives on.
-        if let Ok(mut nl) = Rtnl::open() {
-            let _ = nl.batch(vec![netlink::delete_link(&ep.veth)]);
-        }
+        // Only the namespace's bind mount goes: with the container's processes already gone,
+        // the kernel then destroys the namespace and with it eth0 and its host peer, in the
+        // background. Deleting the veth here would wait out an RCU grace period (~30 ms) on
+        // every container exit.
         sandbox::remove(&ep.sandbox);
     }
 

@@ -53,8 +53,13 @@ fn bridge_endpoint_cycle() {
         assert_eq!(out, ep.ip.to_string(), "eth0's address is the source towards the gateway");
         b.detach(&id).unwrap();
         assert!(!nft_list(&table).contains("dnat to"));
-        assert!(!link_exists(&ep.veth));
         assert!(!ep.sandbox.exists());
+        // The kernel removes the veth pair with the namespace, in the background.
+        let t = std::time::Instant::now();
+        while link_exists(&ep.veth) && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!link_exists(&ep.veth), "veth left");
     });
     let _ = b.detach(&id);
     assert!(b.shutdown().unwrap());
