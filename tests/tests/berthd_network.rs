@@ -143,6 +143,13 @@ fn none_and_container_modes() {
     let o = d.docker(&["run", "--rm", "--network", "container:idle", "busybox", "true"]);
     assert_ne!(o.code, Some(0));
     assert!(o.stderr.contains("non running container"), "{o}");
+    for bad in [&["-h", "other"][..], &["-p", "80"][..]] {
+        let mut args = vec!["create", "--network", "container:nx"];
+        args.extend_from_slice(bad);
+        args.extend_from_slice(&["busybox", "true"]);
+        let o = d.docker(&args);
+        assert!(o.stderr.contains("conflicting options"), "{o}");
+    }
     let o = d.docker(&["run", "--rm", "--network", "container:nosuch", "busybox", "true"]);
     assert_ne!(o.code, Some(0));
     assert!(o.stderr.contains("No such container"), "{o}");

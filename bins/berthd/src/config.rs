@@ -210,6 +210,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bridge_settings() {
+        let load = |f: Flags| Settings::load(Flags { config_file: "/etc/berth/daemon.json".into(), ..f }).unwrap();
+        let s = load(Flags::default());
+        let b = s.bridge.expect("a default bridge");
+        assert_eq!((b.name.as_str(), b.bip, b.mtu), ("berth0", None, 1500));
+        assert!(load(Flags { bridge: Some("none".into()), ..Default::default() }).bridge.is_none());
+        let s = load(Flags { bridge: Some("bt1".into()), bip: Some("10.9.0.1/24".into()), mtu: Some(1400), ..Default::default() });
+        let b = s.bridge.unwrap();
+        assert_eq!((b.name.as_str(), b.bip.as_deref(), b.mtu), ("bt1", Some("10.9.0.1/24"), 1400));
+        // daemon.json's keys, under the flags.
+        let f = std::env::temp_dir().join(format!("berthd-bridge-{}.json", std::process::id()));
+        std::fs::write(&f, r#"{"bridge": "bt2", "bip": "10.8.0.1/24", "mtu": 1450}"#).unwrap();
+        let s = Settings::load(Flags { config_file: f.clone(), mtu: Some(1300), ..Default::default() });
+        let _ = std::fs::remove_file(&f);
+        let b = s.unwrap().bridge.unwrap();
+        assert_eq!((b.name.as_str(), b.bip.as_deref(), b.mtu), ("bt2", Some("10.8.0.1/24"), 1300));
+    }
+
+    #[test]
     fn tcp_needs_tls() {
         let f = Flags { hosts: vec!["tcp://0.0.0.0:2375".into()], config_file: "/nonexistent/daemon.json".into(), ..Default::default() };
         let e = Settings::load(f).unwrap_err().to_string();

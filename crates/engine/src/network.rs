@@ -106,8 +106,14 @@ impl Engine {
     pub(crate) fn validate_network(&self, config: &ContainerConfig, host: &HostConfig) -> Result<()> {
         let mode = NetMode::of(host)?;
         let reqs = port_requests(config, host)?;
-        if !reqs.is_empty() && matches!(mode, NetMode::Container(_)) {
-            return Err(Error::InvalidParameter("conflicting options: port publishing and the container type network mode".into()));
+        if matches!(mode, NetMode::Container(_)) {
+            if !reqs.is_empty() {
+                return Err(Error::InvalidParameter("conflicting options: port publishing and the container type network mode".into()));
+            }
+            // The hostname is the joined container's.
+            if !config.hostname.is_empty() {
+                return Err(Error::InvalidParameter("conflicting options: hostname and the network mode".into()));
+            }
         }
         Ok(())
     }

@@ -208,7 +208,7 @@ impl Engine {
                 host_config: SummaryHostConfig {
                     network_mode: if rec.host_config.network_mode.is_empty() { "bridge".into() } else { rec.host_config.network_mode.clone() },
                 },
-                network_settings: serde_json::json!({ "Networks": {} }),
+                network_settings: serde_json::json!({ "Networks": self.network_settings(&rec)["Networks"] }),
                 mounts: Vec::new(),
             });
             if o.limit.is_some_and(|l| out.len() >= l) {
