@@ -1,5 +1,5 @@
-//! The real `Kernel` operations (needs root): the same attach/detach cycle the fake passes,
-//! checked against what the kernel then shows.
+//! The real `Kernel` operations (needs root), beyond the shared conformance cycle: the table
+//! as nft shows it, and eth0's address inside the sandbox.
 
 use std::path::Path;
 
