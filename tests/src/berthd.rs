@@ -76,6 +76,8 @@ impl Berthd {
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
             .args(&self.extra_args)
+            // Test daemons run in parallel: only those given their own bridge get one.
+            .args(if self.extra_args.iter().any(|a| a == "--bridge" || a == "-b") { &[][..] } else { &["--bridge", "none"][..] })
             .env("BERTH_MONITOR", crate::runtime_bin("berth-monitor"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -87,6 +89,12 @@ impl Berthd {
         poll("berthd's socket", Duration::from_secs(20), || {
             std::os::unix::net::UnixStream::connect(&sock).ok().map(|_| ())
         });
+    }
+
+    /// The bridge given with `--bridge NAME` (None: the daemon runs with `--bridge none`).
+    pub fn bridge(&self) -> Option<String> {
+        let i = self.extra_args.iter().position(|a| a == "--bridge" || a == "-b")?;
+        self.extra_args.get(i + 1).filter(|b| *b != "none").cloned()
     }
 
     pub fn pid(&self) -> u32 {
@@ -237,6 +245,12 @@ impl Drop for Berthd {
         }
         for base in cgroup_bases() {
             remove_cgroup_tree(&base.join(&self.cgroup_parent));
+        }
+        // A daemon that did not shut down cleanly leaves its bridge.
+        if let Some(b) = self.bridge() {
+            if Path::new("/sys/class/net").join(&b).exists() {
+                let _ = Command::new("ip").args(["link", "delete", &b]).status();
+            }
         }
     }
 }

@@ -92,6 +92,9 @@ pub struct Daemon {
     pub trace_log: Option<PathBuf>,
     pub storage_driver: String,
     pub cgroup_parent: String,
+    /// An existing bridge for the default network (`--bridge=NAME`, iptables still off);
+    /// None: `--bridge=none`.
+    pub bridge: Option<String>,
     child: Option<Child>,
     host_before: BTreeSet<String>,
     shim_sockets_before: BTreeSet<String>,
@@ -153,6 +156,7 @@ impl Daemon {
             cgroup_parent: format!("berth-e2e-docker-{tag}"),
             child: None,
             host_before,
+            bridge: None,
             shim_sockets_before: dir_entries(Path::new(SHIM_SOCKET_DIR)),
             torn_down: false,
             dir,
@@ -171,7 +175,7 @@ impl Daemon {
             "--iptables=false".into(),
             "--ip6tables=false".into(),
             "--ip-masq=false".into(),
-            "--bridge=none".into(),
+            format!("--bridge={}", self.bridge.as_deref().unwrap_or("none")),
             "--userland-proxy=false".into(),
             format!("--storage-driver={}", self.storage_driver),
             "--exec-opt=native.cgroupdriver=cgroupfs".into(),

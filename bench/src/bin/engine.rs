@@ -1,8 +1,10 @@
 //! berth-engine-bench: berthd vs the real Docker engine (dockerd + containerd + runc), both
 //! driven by the same docker CLI in one run, plus direct API round trips.
 //!
-//! - `docker run --rm busybox true` (and with `--network none`, and with a named and an
-//!   anonymous volume), median of n;
+//! - `docker run --rm busybox true` on the default bridge and with `--network none`, median
+//!   of n, and their difference: the network's share of a start (both daemons get a bridge of
+//!   their own: dockerd an existing one with iptables off, berthd its own with its nftables);
+//!   and with a named and an anonymous volume;
 //! - `docker exec CTR true` into a running container, median of n;
 //! - 50 detached `sleep` containers started one after another: total;
 //! - create, each: `POST /containers/create` round trip over the socket, median;
@@ -241,6 +243,31 @@ fn podman_measure(a: &Args) -> Result<Row, String> {
     r
 }
 
+/// The bridge the private dockerd is given (dockerd creates only docker0 itself); deleted on
+/// drop. The benchmark, not Berth, uses `ip` here.
+struct BenchBridge(&'static str);
+
+impl BenchBridge {
+    fn create(name: &'static str, addr: &str) -> Result<BenchBridge, String> {
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let o = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+            o.status.success().then_some(()).ok_or_else(|| format!("ip {args:?}: {}", String::from_utf8_lossy(&o.stderr)))
+        };
+        let _ = ip(&["link", "delete", name]);
+        ip(&["link", "add", name, "type", "bridge"])?;
+        let b = BenchBridge(name);
+        ip(&["addr", "add", addr, "dev", name])?;
+        ip(&["link", "set", name, "up"])?;
+        Ok(b)
+    }
+}
+
+impl Drop for BenchBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "delete", self.0]).status();
+    }
+}
+
 fn main() -> ExitCode {
     let a = Args::parse();
     match run(&a) {
@@ -255,9 +282,11 @@ fn main() -> ExitCode {
 fn run(a: &Args) -> Result<(), String> {
     let tools = HostTools::find()?;
     let runc = find_exe("runc").ok_or("runc not found")?;
+    let _bridge = BenchBridge::create("dkbench0", "10.214.0.1/24")?;
     let mut dockerd = Daemon::new(&tools, &runc, "overlay2");
+    dockerd.bridge = Some("dkbench0".into());
     dockerd.launch().map_err(|e| format!("dockerd: {e}"))?;
-    let berthd = Berthd::start();
+    let berthd = Berthd::start_with(["--bridge", "bbench0", "--bip", "10.213.0.1/24"].map(String::from).to_vec());
     let idle_rss = kib(berthd.pid(), "VmRSS:", "status");
     let result = (|| -> Result<(Row, Row, u64, u64, u64), String> {
         let dk = Side { name: "docker", docker: Box::new(|args: &[&str]| dockerd.docker_cmd(args)), sock: &dockerd.sock, run_args: vec![] };
@@ -294,6 +323,7 @@ fn run(a: &Args) -> Result<(), String> {
     let rows = [
         (format!("run --rm busybox true (median of {})", a.iterations), dk.run, bt.run),
         ("run --rm --network none busybox true".to_owned(), dk.run_none, bt.run_none),
+        ("network cost: bridge minus none".to_owned(), dk.run.saturating_sub(dk.run_none), bt.run.saturating_sub(bt.run_none)),
         (format!("exec CTR true (median of {})", a.iterations.max(1) * 2), dk.exec, bt.exec),
         ("exec: create+start+inspect on the socket".to_owned(), dk.exec_api, bt.exec_api),
         (format!("{} detached sleep containers (total)", a.detached), dk.detached, bt.detached),
@@ -307,7 +337,7 @@ fn run(a: &Args) -> Result<(), String> {
     if let Some(p) = podman {
         println!("{:<44} {:>12} {:>12} {:>12}", "podman (same CLI-level operations)", "podman", "berth", "berth/podman");
         let rows = rows.iter().filter(|r| !r.0.contains("socket"));
-        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.exec, p.detached]) {
+        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.run.saturating_sub(p.run_none), p.exec, p.detached]) {
             println!("{name:<44} {:>12} {:>12} {:>12}", ms(p), ms(*b), ratio(*b, p));
         }
     }

@@ -41,6 +41,15 @@ pub struct Flags {
     pub default_pids_limit: Option<i64>,
     #[arg(long)]
     pub log_driver: Option<String>,
+    /// The default bridge's interface (created if missing); "none" disables it.
+    #[arg(short = 'b', long)]
+    pub bridge: Option<String>,
+    /// The default bridge's address and prefix (e.g. 10.20.0.1/24).
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// Containers' MTU on the default bridge.
+    #[arg(long)]
+    pub mtu: Option<u32>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -71,6 +80,9 @@ pub struct File {
     pub log_opts: Option<std::collections::BTreeMap<String, String>>,
     /// Berth always keeps containers running across daemon restarts; `false` is refused.
     pub live_restore: Option<bool>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub mtu: Option<u32>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
@@ -99,6 +111,8 @@ pub struct Settings {
     pub default_shm_size: u64,
     pub log_driver: String,
     pub log_opts: std::collections::BTreeMap<String, String>,
+    /// None with `--bridge none`: containers get no default network.
+    pub bridge: Option<berth_engine::BridgeOptions>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -166,8 +180,15 @@ impl Settings {
         let log_driver = f.log_driver.clone().or(file.log_driver.clone()).unwrap_or_else(|| "json-file".into());
         let log_opts = file.log_opts.clone().unwrap_or_default();
         berth_engine::logconfig::check_log_opts(&log_driver, &log_opts).map_err(|e| anyhow::anyhow!("failed to set log opts: {e}"))?;
+        let bridge_name = f.bridge.clone().or(file.bridge.clone()).unwrap_or_else(|| "berth0".into());
+        let bridge = (bridge_name != "none").then(|| berth_engine::BridgeOptions {
+            name: bridge_name,
+            bip: f.bip.clone().or(file.bip.clone()),
+            mtu: f.mtu.or(file.mtu).unwrap_or(1500),
+        });
         Ok(Settings {
             listen,
+            bridge,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
             exec_root: f.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into()),
             pidfile: f.pidfile.or(file.pidfile).unwrap_or_else(|| "/run/berth/berthd.pid".into()),
@@ -187,6 +208,25 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_settings() {
+        let load = |f: Flags| Settings::load(Flags { config_file: "/etc/berth/daemon.json".into(), ..f }).unwrap();
+        let s = load(Flags::default());
+        let b = s.bridge.expect("a default bridge");
+        assert_eq!((b.name.as_str(), b.bip, b.mtu), ("berth0", None, 1500));
+        assert!(load(Flags { bridge: Some("none".into()), ..Default::default() }).bridge.is_none());
+        let s = load(Flags { bridge: Some("bt1".into()), bip: Some("10.9.0.1/24".into()), mtu: Some(1400), ..Default::default() });
+        let b = s.bridge.unwrap();
+        assert_eq!((b.name.as_str(), b.bip.as_deref(), b.mtu), ("bt1", Some("10.9.0.1/24"), 1400));
+        // daemon.json's keys, under the flags.
+        let f = std::env::temp_dir().join(format!("berthd-bridge-{}.json", std::process::id()));
+        std::fs::write(&f, r#"{"bridge": "bt2", "bip": "10.8.0.1/24", "mtu": 1450}"#).unwrap();
+        let s = Settings::load(Flags { config_file: f.clone(), mtu: Some(1300), ..Default::default() });
+        let _ = std::fs::remove_file(&f);
+        let b = s.unwrap().bridge.unwrap();
+        assert_eq!((b.name.as_str(), b.bip.as_deref(), b.mtu), ("bt2", Some("10.8.0.1/24"), 1300));
+    }
 
     #[test]
     fn tcp_needs_tls() {

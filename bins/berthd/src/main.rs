@@ -114,10 +114,12 @@ async fn run(s: Settings) -> Result<()> {
     cfg.debug = s.debug;
     cfg.log_driver = s.log_driver.clone();
     cfg.log_opts = s.log_opts.clone();
+    cfg.bridge = s.bridge.clone();
     let handle = tokio::runtime::Handle::current();
     let engine = tokio::task::spawn_blocking(move || berth_engine::Engine::open(cfg, handle))
         .await?
         .with_context(|| format!("open the engine under {}", s.data_root.display()))?;
+    let engine_for_shutdown = engine.clone();
     let router = berth_server::app(engine);
     let mut servers = tokio::task::JoinSet::new();
     for l in &s.listen {
@@ -150,7 +152,10 @@ async fn run(s: Settings) -> Result<()> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     };
-    // Containers keep running under their monitors; only the daemon's own files go.
+    // Containers keep running under their monitors (with their network); only the daemon's
+    // own files go, and the bridge when no container uses it.
+    let e = engine_for_shutdown;
+    let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
     for l in &s.listen {
         if let Listen::Unix(p) = l {
             let _ = std::fs::remove_file(p);

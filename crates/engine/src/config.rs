@@ -19,6 +19,9 @@ pub struct EngineConfig {
     pub log_driver: String,
     /// daemon.json "log-opts": options of containers using the daemon's driver.
     pub log_opts: std::collections::BTreeMap<String, String>,
+    /// The default bridge network; None (`--bridge none`) leaves containers on the default
+    /// network with loopback only.
+    pub bridge: Option<berth_network::BridgeOptions>,
 }
 
 impl EngineConfig {
@@ -35,7 +38,13 @@ impl EngineConfig {
             debug: false,
             log_driver: "json-file".into(),
             log_opts: Default::default(),
+            bridge: Some(Default::default()),
         }
+    }
+
+    /// Where containers' network namespaces are bound.
+    pub fn netns_dir(&self) -> PathBuf {
+        self.exec_root.join("netns")
     }
 
     /// berth-runtime's state root.

@@ -21,6 +21,8 @@ pub enum Error {
     Runtime(#[from] berth_runtime::Error),
     #[error("{0}")]
     Monitor(#[from] berth_monitor::Error),
+    #[error("{0}")]
+    Network(#[from] berth_network::Error),
     #[error("state store: {0}")]
     Store(String),
     #[error("{step} {path}: {err}")]
@@ -49,6 +51,8 @@ impl Error {
             Error::Image(e) => e.http_status(),
             Error::Runtime(e) => e.http_status(),
             Error::Spec(berth_spec::Error::InvalidParameter(_)) => 400,
+            Error::Network(berth_network::Error::InvalidParameter(_)) => 400,
+            Error::Network(berth_network::Error::Conflict(_)) => 409,
             _ => 500,
         }
     }

@@ -45,15 +45,25 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
-/// Writes the three files for a container; `host_network` copies the host's own.
-pub fn write_all(p: &EtcPaths, hostname: &str, domainname: &str, host_network: bool, extra_hosts: &[String]) -> Result<()> {
+/// `container:` network mode: the joined container's files (Docker shares them).
+pub fn copy_all(from: &EtcPaths, to: &EtcPaths) -> Result<()> {
+    for (a, b) in [(&from.hostname, &to.hostname), (&from.hosts, &to.hosts), (&from.resolv_conf, &to.resolv_conf)] {
+        std::fs::copy(a, b).map_err(|e| Error::io("copy", a, e))?;
+    }
+    Ok(())
+}
+
+/// Writes the three files for a container; `host_network` copies the host's own; `ip` (on a
+/// bridge) names the container in /etc/hosts as Docker does, else 127.0.1.1 does.
+pub fn write_all(p: &EtcPaths, ip: Option<std::net::Ipv4Addr>, hostname: &str, domainname: &str, host_network: bool, extra_hosts: &[String]) -> Result<()> {
     write(&p.hostname, &format!("{hostname}\n"))?;
     let mut hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         let fqdn = if domainname.is_empty() { String::new() } else { format!("{hostname}.{domainname} ") };
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{fqdn}{hostname}\n"
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{self_ip}\t{fqdn}{hostname}\n",
+            self_ip = ip.map_or_else(|| "127.0.1.1".to_owned(), |a| a.to_string())
         )
     };
     for h in extra_hosts {

@@ -13,6 +13,7 @@ mod health;
 mod images;
 mod lifecycle;
 pub mod names;
+mod network;
 mod query;
 pub mod record;
 mod snapshot_ops;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_image::store::ImageStore;
 
+pub use berth_network::BridgeOptions;
 pub use config::EngineConfig;
 pub use error::{Error, Result};
 pub use lifecycle::WaitCondition;
@@ -69,6 +71,8 @@ pub struct Engine {
     started: std::time::Instant,
     host_info: berth_spec::HostInfo,
     volumes: volumes::VolumeState,
+    /// The default bridge network (None with `--bridge none`).
+    network: Option<berth_network::Network>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +90,15 @@ impl Engine {
         let images = ImageStore::open(&cfg.data_root)?;
         let store = Store::open(&cfg.data_root.join("engine.redb"))?;
         let host_info = berth_spec::HostInfo::detect()?;
+        let network = match &cfg.bridge {
+            Some(opts) => Some(berth_network::Network::open(
+                berth_network::Kernel,
+                opts.clone(),
+                &cfg.data_root.join("network"),
+                cfg.netns_dir(),
+            )?),
+            None => None,
+        };
         let containers = store.all()?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let engine = Arc::new(Engine {
             cfg,
@@ -101,10 +114,18 @@ impl Engine {
             started: std::time::Instant::now(),
             host_info,
             volumes: Default::default(),
+            network,
         });
         engine.volume_restore();
         engine.restore();
         Ok(engine)
+    }
+
+    /// At daemon shutdown: the default bridge goes if no container is attached any more.
+    pub fn shutdown(&self) {
+        if let Some(n) = &self.network {
+            let _ = n.shutdown();
+        }
     }
 
     pub fn bundle_dir(&self, id: &str) -> PathBuf {

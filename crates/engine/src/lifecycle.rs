@@ -81,9 +81,19 @@ impl Engine {
         let rootfs = bundle.join("rootfs");
         self.clean_runtime_leftovers(id);
         std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
-        self.write_container_files(rec)?;
+        // Torn down by its guard if anything below fails before the monitor runs.
+        let net = self.prepare_network(rec)?;
+        let rec = &match &net.shared_with {
+            // Docker's container: mode takes the other container's hostname.
+            Some(o) if o.config.hostname != rec.config.hostname => self.update(id, |r| {
+                r.config.hostname = o.config.hostname.clone();
+                Ok(r.clone())
+            })?,
+            _ => rec.clone(),
+        };
+        self.write_container_files(rec, net.ip, net.shared_with.as_ref())?;
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
-        let spec = match self.build_spec(rec, &rootfs) {
+        let spec = match self.build_spec(rec, &rootfs, net.net_ns.clone()) {
             Ok(s) => s,
             Err(e) => {
                 let _ = mount.unmount();
@@ -129,8 +139,10 @@ impl Engine {
                 return Err(self.start_failed(rec, e.to_string()));
             }
         };
-        // The monitor owns the mount from here: it unmounts it when the container ends.
+        // The monitor owns the mount from here: it unmounts it when the container ends, and
+        // the exit handler tears the network down.
         let _ = mount.into_path();
+        net.keep();
         let pending = lock(&self.pending_attach).remove(id).unwrap_or_default();
         for (req, tx) in pending {
             let _ = tx.send(berth_monitor::attach(&bundle, req.stdin, req.stdout, req.stderr).map_err(Error::from));
@@ -163,11 +175,16 @@ impl Engine {
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf in the bundle (tmpfs: regenerated at
     /// every start, as Docker regenerates them), and the data-root dir that holds the log.
-    fn write_container_files(&self, rec: &Record) -> Result<()> {
+    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>) -> Result<()> {
         let dir = self.container_dir(&rec.id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let etc = crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id));
+        if let Some(o) = shared_with {
+            return crate::etcfiles::copy_all(&crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&o.id)), &etc);
+        }
         crate::etcfiles::write_all(
-            &crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id)),
+            &etc,
+            ip,
             &rec.config.hostname,
             &rec.config.domainname,
             rec.host_config.network_mode == "host",
@@ -393,6 +410,7 @@ impl Engine {
         })?;
         let mut errs = Vec::new();
         self.clean_runtime_leftovers(id);
+        self.detach_network(id);
         if let Err(e) = self.images.remove_rw(id) {
             errs.push(e.to_string());
         }

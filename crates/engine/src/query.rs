@@ -122,16 +122,6 @@ impl Engine {
         })
     }
 
-    /// NetworkSettings as Docker shows it for a container without bridge networking yet.
-    fn network_settings(&self, rec: &Record) -> serde_json::Value {
-        let mode = if rec.host_config.network_mode.is_empty() { "bridge".to_owned() } else { rec.host_config.network_mode.clone() };
-        serde_json::json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "Networks": { mode: { "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "" } }
-        })
-    }
-
     fn sizes(&self, rec: &Record) -> (Option<i64>, Option<i64>) {
         let rw = self.images.snapshotter().usage(&rec.id).ok().map(|u| u as i64);
         let image = self.images.inspect(&rec.image_id).ok().and_then(|v| v.get("Size").and_then(|s| s.as_i64()));
@@ -211,7 +201,7 @@ impl Engine {
                 image_id: rec.image_id.clone(),
                 command: command_line(&rec),
                 created: parse_rfc3339(&rec.created).unwrap_or(0),
-                ports: Vec::new(),
+                ports: crate::network::summary_ports(self.endpoint(&rec.id).as_ref()),
                 size_rw,
                 size_root_fs: size_root,
                 labels: rec.config.labels.clone().unwrap_or_default().into_iter().collect(),
@@ -220,7 +210,7 @@ impl Engine {
                 host_config: SummaryHostConfig {
                     network_mode: if rec.host_config.network_mode.is_empty() { "bridge".into() } else { rec.host_config.network_mode.clone() },
                 },
-                network_settings: serde_json::json!({ "Networks": {} }),
+                network_settings: serde_json::json!({ "Networks": self.network_settings(&rec)["Networks"] }),
                 mounts: rec.mounts.iter().map(|m| m.point.clone()).collect(),
             });
             if o.limit.is_some_and(|l| out.len() >= l) {

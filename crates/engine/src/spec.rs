@@ -6,7 +6,7 @@ use std::path::Path;
 use berth_api::container_config::{ContainerConfig, HostConfig};
 use oci_spec::runtime::Spec;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::etcfiles::EtcPaths;
 use crate::record::Record;
 use crate::Engine;
@@ -29,14 +29,6 @@ pub(crate) fn image_config(e: &Engine, image_id: &berth_image::Digest) -> Result
     Ok(serde_json::from_value(v)?)
 }
 
-fn net_ns(host: &HostConfig) -> Result<berth_spec::NetNs> {
-    match host.network_mode.as_str() {
-        "host" => Ok(berth_spec::NetNs::Host),
-        "" | "default" | "bridge" | "none" => Ok(berth_spec::NetNs::New),
-        m if m.starts_with("container:") => Err(Error::InvalidParameter(format!("network mode {m} is not supported yet"))),
-        m => Err(Error::NotFound(format!("network {m} not found"))),
-    }
-}
 
 impl Engine {
     /// The stored config is already merged with the image's, so the image adds nothing here.
@@ -61,7 +53,8 @@ impl Engine {
                 hosts: Some(&p.hosts),
                 resolv_conf: Some(&p.resolv_conf),
             }),
-            net_ns: net_ns(host)?,
+            // Set by the callers: the network layer decides.
+            net_ns: berth_spec::NetNs::New,
             join_ns: Vec::new(),
             ipc_shm: None,
             volumes: Default::default(),
@@ -75,16 +68,22 @@ impl Engine {
     pub(crate) fn validate_spec(&self, config: &ContainerConfig, host: &HostConfig) -> Result<Vec<String>> {
         let daemon = daemon_defaults(self);
         let id = "0".repeat(64);
-        let input = self.spec_input(&daemon, &id, config, host, Path::new("/nonexistent-berth-rootfs"), None)?;
+        let net_ns = match crate::network::NetMode::of(host)? {
+            crate::network::NetMode::Host => berth_spec::NetNs::Host,
+            _ => berth_spec::NetNs::New,
+        };
+        let mut input = self.spec_input(&daemon, &id, config, host, Path::new("/nonexistent-berth-rootfs"), None)?;
+        input.net_ns = net_ns;
         Ok(berth_spec::validate(&input)?)
     }
 
-    pub(crate) fn build_spec(&self, rec: &Record, rootfs: &Path) -> Result<Spec> {
+    pub(crate) fn build_spec(&self, rec: &Record, rootfs: &Path, net_ns: berth_spec::NetNs) -> Result<Spec> {
         let daemon = daemon_defaults(self);
         let etc = EtcPaths::in_dir(&self.bundle_dir(&rec.id));
         let (sources, extra) = self.start_mounts(rec, rootfs)?;
         let mut input = self.spec_input(&daemon, &rec.id, &rec.config, &rec.host_config, rootfs, Some(&etc))?;
         input.volumes = berth_spec::Volumes { sources: &sources, extra: &extra };
+        input.net_ns = net_ns;
         Ok(berth_spec::build(&input)?)
     }
 }

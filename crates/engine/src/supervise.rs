@@ -49,6 +49,11 @@ impl Engine {
             let _ = berth_runtime::container::delete(&self.cfg.runtime_root(), id, true);
             let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         }
+        // The network goes before the record says Exited (which lets a new start attach),
+        // and only for the run this monitor supervised.
+        if self.get(id).is_ok_and(|r| r.monitor == Some(m)) {
+            self.detach_network(id);
+        }
         let (code, oom, finished, error) = match exit {
             Some(e) => (e.exit_code, e.oom_killed, e.finished_at, e.error.unwrap_or_default()),
             None => (255, false, berth_image::store::time::now_rfc3339(), "container monitor exited unexpectedly".into()),
@@ -193,6 +198,7 @@ impl Engine {
                 _ => self.kill_interrupted_start(&rec.id),
             }
         }
+        self.restore_network();
         // Snapshots made by a create that crashed before its record was written.
         if let Ok(owned) = self.images.meta().containers() {
             let known = lock(&self.containers);

@@ -1,0 +1,235 @@
+//! The host operations the bridge driver needs, behind a trait: `Kernel` does them through
+//! netlink and procfs; `Fake` keeps them in memory for unit tests without root.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::netlink::{self, Rtnl};
+use crate::nft;
+use crate::ports::{PortMapping, Proto};
+use crate::sandbox;
+
+/// A container's attachment to the default bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub container_id: String,
+    /// Docker's EndpointID: random, 64 hex digits.
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    /// The host side of the veth pair, enslaved to the bridge.
+    pub veth: String,
+    /// The bind-mounted network namespace the container joins.
+    pub sandbox: PathBuf,
+    /// Published ports, DNATed to `ip`.
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+/// 64 random hex digits, as Docker's network and endpoint IDs.
+pub fn random_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("read /dev/urandom", e))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+impl Endpoint {
+    /// Docker's scheme: 02:42 then the IPv4 address, so a MAC is unique on the bridge.
+    pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+        let o = ip.octets();
+        [0x02, 0x42, o[0], o[1], o[2], o[3]]
+    }
+
+    pub fn mac_string(mac: [u8; 6]) -> String {
+        mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    }
+}
+
+pub trait NetOps: Send + Sync {
+    /// IPv4 prefixes the host routes (default route excluded).
+    fn host_routes(&self) -> Result<Vec<Ipv4Net>>;
+    /// Creates the bridge if missing, gives it `gateway` (address/prefix), brings it up and
+    /// turns IPv4 forwarding on.
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Net, mtu: u32) -> Result<()>;
+    fn remove_bridge(&self, name: &str) -> Result<()>;
+    /// Sandbox, veth pair, eth0's address and default route; nothing is left if it fails.
+    fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()>;
+    /// Best effort: what is already gone is not an error. The veth pair may outlive the call
+    /// briefly (the kernel removes it with the namespace).
+    fn remove_endpoint(&self, ep: &Endpoint);
+    /// Replaces the table atomically (a table without chains: removes it).
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()>;
+    /// Binds a host port (0: any free one) to prove it is free; returns the port.
+    fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16>;
+}
+
+pub struct Kernel;
+
+fn enable_forwarding() -> Result<()> {
+    let p = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(p, "1").map_err(|e| Error::io("enable IPv4 forwarding", e))
+}
+
+impl NetOps for Kernel {
+    fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
+        Rtnl::open()?.routes_v4()
+    }
+
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Net, mtu: u32) -> Result<()> {
+        let mut nl = Rtnl::open()?;
+        let index = match nl.link_index(name)? {
+            Some(i) => i,
+            None => {
+                nl.batch(vec![netlink::new_bridge(name, mtu)])?;
+                nl.link_index(name)?.ok_or_else(|| Error::Internal(format!("bridge {name} vanished after its creation")))?
+            }
+        };
+        nl.batch(vec![netlink::add_address(index, gateway, name), netlink::set_up(index, name)])?;
+        // Lets DNATed 127.0.0.1 traffic leave through the bridge (ports published on loopback).
+        let p = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
+        std::fs::write(&p, "1").map_err(|e| Error::io(format!("write {p}"), e))?;
+        enable_forwarding()
+    }
+
+    fn remove_bridge(&self, name: &str) -> Result<()> {
+        Rtnl::open()?.batch(vec![netlink::delete_link(name)])
+    }
+
+    fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()> {
+        let mut host = Rtnl::open()?;
+        let bridge_index = host.link_index(bridge)?.ok_or_else(|| Error::Internal(format!("bridge {bridge} does not exist")))?;
+        let (mut inside, ns) = sandbox::create(&ep.sandbox)?;
+        let res = (|| {
+            host.batch(vec![netlink::new_veth(&ep.veth, bridge_index, mtu, "eth0", ns.as_raw_fd(), Endpoint::mac_for(ep.ip))])?;
+            let eth0 = inside.link_index("eth0")?.ok_or_else(|| Error::Internal("eth0 missing in the sandbox".into()))?;
+            let addr = Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| Error::Internal(e.to_string()))?;
+            inside.batch(vec![
+                netlink::set_up(1, "lo"),
+                netlink::add_address(eth0, addr, "eth0"),
+                netlink::set_up(eth0, "eth0"),
+                netlink::default_route(eth0, ep.gateway),
+            ])
+        })();
+        if res.is_err() {
+            self.remove_endpoint(ep);
+        }
+        res
+    }
+
+    fn remove_endpoint(&self, ep: &Endpoint) {
+        // Only the namespace's bind mount goes: with the container's processes already gone,
+        // the kernel then destroys the namespace and with it eth0 and its host peer, in the
+        // background. Deleting the veth here would wait out an RCU grace period (~30 ms) on
+        // every container exit.
+        sandbox::remove(&ep.sandbox);
+    }
+
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
+        let (batch, acks) = nft::encode(table);
+        nft::send(&batch, acks, &format!("replace nftables table ip {}", table.name))
+    }
+
+    fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+        crate::ports::probe_host(proto, ip, port)
+    }
+}
+
+/// In-memory host: links and sandboxes as names; `fail_endpoint` makes the next endpoint fail.
+#[derive(Default)]
+pub struct Fake {
+    pub state: std::sync::Mutex<FakeState>,
+}
+
+#[derive(Default, Debug)]
+pub struct FakeState {
+    pub routes: Vec<Ipv4Net>,
+    pub links: std::collections::BTreeSet<String>,
+    pub sandboxes: std::collections::BTreeSet<PathBuf>,
+    pub forwarding: bool,
+    pub fail_endpoint: bool,
+    /// The table as last applied (None: removed or never created).
+    pub firewall: Option<nft::Table>,
+    pub busy_ports: std::collections::BTreeSet<u16>,
+    pub fail_firewall: bool,
+}
+
+impl Fake {
+    pub fn with_routes(routes: &[&str]) -> Fake {
+        let f = Fake::default();
+        f.lock().routes = routes.iter().map(|r| r.parse().expect("valid prefix")).collect();
+        f
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl NetOps for Fake {
+    fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
+        Ok(self.lock().routes.clone())
+    }
+
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Net, _mtu: u32) -> Result<()> {
+        let mut s = self.lock();
+        s.links.insert(name.into());
+        s.routes.push(gateway.trunc());
+        s.forwarding = true;
+        Ok(())
+    }
+
+    fn remove_bridge(&self, name: &str) -> Result<()> {
+        self.lock().links.remove(name);
+        Ok(())
+    }
+
+    fn create_endpoint(&self, ep: &Endpoint, bridge: &str, _mtu: u32) -> Result<()> {
+        let mut s = self.lock();
+        if !s.links.contains(bridge) {
+            return Err(Error::Internal(format!("bridge {bridge} does not exist")));
+        }
+        if std::mem::take(&mut s.fail_endpoint) {
+            return Err(Error::io("create veth", std::io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        if !s.links.insert(ep.veth.clone()) || !s.sandboxes.insert(ep.sandbox.clone()) {
+            return Err(Error::io("create veth", std::io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        Ok(())
+    }
+
+    fn remove_endpoint(&self, ep: &Endpoint) {
+        let mut s = self.lock();
+        s.links.remove(&ep.veth);
+        s.sandboxes.remove(&ep.sandbox);
+    }
+
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
+        let mut s = self.lock();
+        if std::mem::take(&mut s.fail_firewall) {
+            return Err(Error::io("replace nftables table", std::io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        s.firewall = (!table.chains.is_empty()).then(|| table.clone());
+        Ok(())
+    }
+
+    fn probe_port(&self, _proto: Proto, _ip: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+        let s = self.lock();
+        if s.busy_ports.contains(&port) {
+            return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        Ok(if port == 0 { (40000..).find(|p| !s.busy_ports.contains(p)).unwrap_or(0) } else { port })
+    }
+}
