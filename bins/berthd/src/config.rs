@@ -41,6 +41,9 @@ pub struct Flags {
     pub default_pids_limit: Option<i64>,
     #[arg(long)]
     pub log_driver: Option<String>,
+    /// Registries reached over plain HTTP (HOST[:PORT] or a CIDR); loopback always is.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -72,6 +75,7 @@ pub struct File {
     pub log_opts: Option<serde_json::Map<String, serde_json::Value>>,
     /// Berth always keeps containers running across daemon restarts; `false` is refused.
     pub live_restore: Option<bool>,
+    pub insecure_registries: Option<Vec<String>>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
@@ -99,6 +103,7 @@ pub struct Settings {
     pub default_pids_limit: Option<i64>,
     pub default_shm_size: u64,
     pub log_driver: String,
+    pub insecure_registries: Vec<String>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -167,6 +172,8 @@ impl Settings {
         if !matches!(log_driver.as_str(), "json-file" | "none") {
             bail!("logging driver {log_driver} is not supported (json-file, none)");
         }
+        let mut insecure_registries = file.insecure_registries.clone().unwrap_or_default();
+        insecure_registries.extend(f.insecure_registries.iter().cloned());
         Ok(Settings {
             listen,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
@@ -180,6 +187,7 @@ impl Settings {
             default_pids_limit: f.default_pids_limit.or(file.default_pids_limit),
             default_shm_size: file.default_shm_size.as_deref().map(parse_size).transpose()?.unwrap_or(64 << 20),
             log_driver,
+            insecure_registries,
         })
     }
 }

@@ -17,6 +17,8 @@ pub struct EngineConfig {
     pub debug: bool,
     /// daemon.json "log-driver": json-file or none.
     pub log_driver: String,
+    /// daemon.json "insecure-registries": reached over plain HTTP (loopback always is).
+    pub insecure_registries: Vec<String>,
 }
 
 impl EngineConfig {
@@ -32,6 +34,7 @@ impl EngineConfig {
             systemd_cgroup: false,
             debug: false,
             log_driver: "json-file".into(),
+            insecure_registries: Vec::new(),
         }
     }
 

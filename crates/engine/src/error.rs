@@ -21,6 +21,8 @@ pub enum Error {
     Runtime(#[from] berth_runtime::Error),
     #[error("{0}")]
     Monitor(#[from] berth_monitor::Error),
+    #[error("{0}")]
+    Registry(#[from] berth_registry::Error),
     #[error("state store: {0}")]
     Store(String),
     #[error("{step} {path}: {err}")]
@@ -47,6 +49,7 @@ impl Error {
             Error::InvalidParameter(_) => 400,
             Error::NotModified(_) => 304,
             Error::Image(e) => e.http_status(),
+            Error::Registry(e) => e.http_status(),
             Error::Runtime(e) => e.http_status(),
             Error::Spec(berth_spec::Error::InvalidParameter(_)) => 400,
             _ => 500,

@@ -1,0 +1,199 @@
+//! Pull, push and login against a real registry (Debian's docker-registry), driven by the real
+//! docker CLI against berthd: plain, with htpasswd basic auth, and with bearer tokens.
+
+use berth_e2e::berthd::Berthd;
+use berth_e2e::registry::{self, Auth, Registry};
+
+fn skip() -> bool {
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return true;
+    }
+    if !registry::available() {
+        eprintln!("skipped: {} not installed (apt-get install docker-registry)", registry::REGISTRY_BIN);
+        return true;
+    }
+    false
+}
+
+/// A two-layer image: busybox plus a committed file, with a command.
+fn make_image(d: &Berthd, name: &str, marker: &str) {
+    d.import_busybox("busybox:latest");
+    d.ok(&["run", "--name", "mk", "busybox", "sh", "-c", &format!("echo {marker} > /marker")]);
+    d.ok(&["commit", "-c", "CMD [\"cat\", \"/marker\"]", "mk", name]);
+    d.ok(&["rm", "mk"]);
+}
+
+fn assert_no_leaks(d: &Berthd) {
+    let leaks = d.leaks();
+    assert!(leaks.is_empty(), "leaks: {leaks:?}");
+}
+
+#[test]
+fn push_pull_run_with_the_docker_cli() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let name = format!("{}/test/app:v1", reg.addr);
+    make_image(&d, &name, "pushed-by-berth");
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &name]);
+
+    let o = d.docker(&["push", &name]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains(&format!("The push refers to repository [{}/test/app]", reg.addr)), "{o}");
+    assert_eq!(o.stdout.matches(": Pushed").count(), 2, "{o}");
+    let digest = o.stdout.lines().find_map(|l| l.strip_prefix("v1: digest: ")).expect("digest line").split(' ').next().unwrap().to_owned();
+    assert!(digest.starts_with("sha256:"), "{o}");
+    // A second push finds every blob there (the gzipped layers were kept).
+    let o = d.docker(&["push", &name]);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(o.stdout.matches(": Layer already exists").count(), 2, "{o}");
+    assert!(o.stdout.contains(&format!("v1: digest: {digest} ")), "{o}");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &name]), format!("{}/test/app@{digest}", reg.addr));
+
+    // skopeo reads what Berth pushed: same digest, same layers.
+    let o = std::process::Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+        .output()
+        .expect("skopeo");
+    assert!(o.status.success(), "skopeo: {}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+    assert_eq!(v["Layers"].as_array().map(Vec::len), Some(2));
+
+    // Removed locally (the last tag takes its repo digest along), pulled back, run.
+    let o = d.ok(&["rmi", &name]);
+    assert!(o.contains(&format!("Untagged: {name}")) && o.contains(&format!("Untagged: {}/test/app@{digest}", reg.addr)), "{o}");
+    d.ok(&["rmi", "busybox"]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let o = d.docker(&["pull", &name]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains("v1: Pulling from test/app"), "{o}");
+    assert_eq!(o.stdout.matches(": Pull complete").count(), 2, "{o}");
+    assert!(o.stdout.contains(&format!("Digest: {digest}")), "{o}");
+    assert!(o.stdout.contains(&format!("Status: Downloaded newer image for {name}")), "{o}");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", &name]), id);
+    let listed = d.ok(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    assert_eq!(listed, format!("{}/test/app:v1 {digest}", reg.addr));
+    assert_eq!(d.ok(&["run", "--rm", &name]), "pushed-by-berth");
+    let o = d.ok(&["pull", &name]);
+    assert!(o.contains(&format!("Status: Image is up to date for {name}")), "{o}");
+    // By digest, under another repository of the same registry: a cross-repository mount.
+    d.ok(&["tag", &name, &format!("{}/other/app:v2", reg.addr)]);
+    let o = d.ok(&["push", &format!("{}/other/app:v2", reg.addr)]);
+    assert_eq!(o.matches(": Mounted from test/app").count(), 2, "{o}");
+    let by_digest = format!("{}/test/app@{digest}", reg.addr);
+    d.ok(&["rmi", &name, &format!("{}/other/app:v2", reg.addr)]);
+    let o = d.docker(&["pull", &by_digest]);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(d.ok(&["run", "--rm", &by_digest]), "pushed-by-berth");
+
+    // Errors as dockerd words them.
+    let o = d.docker(&["pull", &format!("{}/test/app:nope", reg.addr)]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("manifest unknown"), "{o}");
+    let o = d.docker(&["push", &format!("{}/test/absent:v1", reg.addr)]);
+    assert_ne!(o.code, Some(0));
+    assert!(o.stderr.contains("An image does not exist locally with the tag"), "{o}");
+    assert_no_leaks(&d);
+}
+
+#[test]
+fn corrupt_blob_fails_the_pull_and_keeps_nothing() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let name = format!("{}/corrupt:v1", reg.addr);
+    make_image(&d, &name, "x");
+    d.ok(&["push", &name]);
+    let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &name]);
+    assert_eq!(layers, "2");
+    d.ok(&["rmi", &name, "busybox"]);
+    // Flip bytes in the middle of every layer blob (same size) in the registry's storage.
+    let (_, manifest) = reg.get("/v2/corrupt/manifests/v1").expect("manifest");
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        let p = reg.blob_path(l["digest"].as_str().unwrap());
+        let mut data = std::fs::read(&p).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0xff;
+        std::fs::write(&p, data).unwrap();
+    }
+    let o = d.docker(&["pull", &name]);
+    assert_ne!(o.code, Some(0), "{o}");
+    assert!(format!("{}{}", o.stdout, o.stderr).contains("digest mismatch"), "{o}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let leftovers: Vec<_> = walk(&d.data_root.join("images")).into_iter().chain(walk(&d.data_root.join("content"))).filter(|p| p.is_file()).collect();
+    assert!(leftovers.iter().all(|p| !p.to_string_lossy().contains("blobs")), "blobs left: {leftovers:?}");
+    assert_no_leaks(&d);
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn login_push_pull(reg: &Registry, d: &Berthd) {
+    let name = format!("{}/private/app:1", reg.addr);
+    make_image(d, &name, "private");
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, Some(0), "push without credentials must fail: {o}");
+    assert!(o.stderr.to_lowercase().contains("unauthorized") || o.stderr.contains("no basic auth credentials"), "{o}");
+    let o = d.docker(&["login", "-u", "alice", "-p", "wrong", &reg.addr]);
+    assert_ne!(o.code, Some(0), "{o}");
+    assert!(o.stderr.contains("401") || o.stderr.to_lowercase().contains("unauthorized"), "{o}");
+    let o = d.docker(&["login", "-u", "alice", "--password-stdin", &reg.addr]);
+    drop(o);
+    let o = d.docker_in(&["login", "-u", "alice", "--password-stdin", &reg.addr], Some(b"s3cret\n".to_vec()));
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains("Login Succeeded"), "{o}");
+    let o = d.docker(&["push", &name]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    d.ok(&["rmi", &name]);
+    let o = d.docker(&["pull", &name]);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(d.ok(&["run", "--rm", &name]), "private");
+    d.ok(&["logout", &reg.addr]);
+    d.ok(&["rmi", &name]);
+    let o = d.docker(&["pull", &name]);
+    assert_ne!(o.code, Some(0), "pull after logout must fail: {o}");
+}
+
+#[test]
+fn basic_auth_login_push_pull() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start_with(Auth::Basic { user: "alice".into(), password: "s3cret".into() });
+    let d = Berthd::start();
+    login_push_pull(&reg, &d);
+    assert_no_leaks(&d);
+}
+
+#[test]
+fn bearer_token_login_push_pull() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start_with(Auth::Token { user: "alice".into(), password: "s3cret".into() });
+    let d = Berthd::start();
+    login_push_pull(&reg, &d);
+    let scopes = reg.token_server.as_ref().unwrap().scopes.lock().unwrap().clone();
+    assert!(scopes.iter().any(|s| s == "repository:private/app:pull,push"), "{scopes:?}");
+    assert!(scopes.iter().any(|s| s == "repository:private/app:pull"), "{scopes:?}");
+    assert_no_leaks(&d);
+}
