@@ -92,7 +92,7 @@ pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
 }
 
 /// The registry's error message from an error response body (`{"errors":[{code,message}]}`).
-fn registry_message(body: &str) -> String {
+pub(crate) fn registry_message(body: &str) -> String {
     #[derive(serde::Deserialize)]
     struct E {
         #[serde(default)]

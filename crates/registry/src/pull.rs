@@ -41,9 +41,13 @@ pub struct Pulled {
 fn fetch_manifest(client: &Client, path: &str, reference: &str, scope: &str) -> Result<(Vec<u8>, Option<String>)> {
     let resp = client.send("GET", &format!("/v2/{path}/manifests/{reference}"), scope, &[("Accept", ACCEPT)], Body::Empty)?;
     if resp.status() != 200 {
-        let what = format!("manifest for {}/{path}:{reference}", client.host());
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        let what = format!("manifest for {}/{path}{sep}{reference}", client.host());
+        if resp.status() == 404 {
+            let body = resp.into_string().unwrap_or_default();
+            return Err(Error::NotFound(format!("{what} not found: {}", crate::client::registry_message(&body))));
+        }
         return Err(match status_error(&what, resp) {
-            Error::NotFound(m) => Error::NotFound(format!("{m}")),
             Error::Unauthorized(m) => Error::NotFound(format!(
                 "pull access denied for {path}, repository does not exist or may require 'docker login': {m}"
             )),
