@@ -197,3 +197,55 @@ fn bearer_token_login_push_pull() {
     assert!(scopes.iter().any(|s| s == "repository:private/app:pull"), "{scopes:?}");
     assert_no_leaks(&d);
 }
+
+#[test]
+fn images_between_berthd_and_dockerd_through_the_registry() {
+    use berth_e2e::dockerd::{find_exe, report_problems, Daemon, HostTools};
+    if skip() {
+        return;
+    }
+    let (Ok(tools), Some(runc)) = (HostTools::find(), find_exe("runc")) else {
+        eprintln!("skipped: dockerd/containerd/runc not installed");
+        return;
+    };
+    let reg = Registry::start();
+    let mut dockerd = Daemon::new(&tools, &runc, "overlay2");
+    if let Err(e) = dockerd.launch() {
+        report_problems(&dockerd.teardown());
+        panic!("dockerd did not start: {e}");
+    }
+    let d = Berthd::start();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Berth -> Docker.
+        let from_berth = format!("{}/interop/berth:1", reg.addr);
+        make_image(&d, &from_berth, "from-berth");
+        let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &from_berth]);
+        d.ok(&["push", &from_berth]);
+        let o = dockerd.docker(&["pull", &from_berth]);
+        o.expect_code(0);
+        assert_eq!(dockerd.ok(&["image", "inspect", "-f", "{{.Id}}", &from_berth]).trim(), id);
+        assert_eq!(dockerd.ok(&["run", "--rm", &from_berth]).trim(), "from-berth");
+
+        // Docker -> Berth: dockerd's own push (gzip layers, its manifest).
+        let from_docker = format!("{}/interop/docker:1", reg.addr);
+        dockerd.ok(&["run", "--name", "mk", &from_berth, "sh", "-c", "echo from-docker > /marker"]);
+        dockerd.ok(&["commit", "-c", "CMD [\"cat\", \"/marker\"]", "mk", &from_docker]);
+        let id = dockerd.ok(&["image", "inspect", "-f", "{{.Id}}", &from_docker]).trim().to_owned();
+        let o = dockerd.docker(&["push", &from_docker]);
+        o.expect_code(0);
+        let docker_digest = dockerd.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &from_docker]).trim().to_owned();
+        let o = d.docker(&["pull", &from_docker]);
+        assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+        // The two layers shared with the Berth image were already there.
+        assert_eq!(o.stdout.matches(": Already exists").count(), 2, "{o}");
+        assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", &from_docker]), id);
+        assert_eq!(d.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &from_docker]), docker_digest);
+        assert_eq!(d.ok(&["run", "--rm", &from_docker]), "from-docker");
+    }));
+    dockerd.remove_all_containers();
+    report_problems(&dockerd.teardown());
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+    assert_no_leaks(&d);
+}
