@@ -249,3 +249,60 @@ fn images_between_berthd_and_dockerd_through_the_registry() {
     }
     assert_no_leaks(&d);
 }
+
+/// The berth CLI: login (sharing the docker CLI's config.json), push, pull and `run --pull`,
+/// with the docker CLI's output.
+#[test]
+fn berth_cli_login_push_pull_like_docker() {
+    use berth_e2e::dockerd::{run_with_timeout, Out};
+    if skip() {
+        return;
+    }
+    let reg = Registry::start_with(Auth::Basic { user: "alice".into(), password: "s3cret".into() });
+    let d = Berthd::start();
+    let config = d.dir.path().join("docker-config");
+    let berth = |args: &[&str], input: Option<&str>| -> Out {
+        let mut c = std::process::Command::new(berth_e2e::runtime_bin("berth"));
+        c.arg("-H").arg(d.host()).args(args).env_remove("DOCKER_HOST").env("BERTH_NO_AUTOSTART", "1").env("DOCKER_CONFIG", &config);
+        run_with_timeout(c, input.map(|s| s.as_bytes().to_vec()), std::time::Duration::from_secs(60))
+    };
+    let name = format!("{}/cli/app:1", reg.addr);
+    make_image(&d, &name, "via-berth-cli");
+
+    let o = berth(&["login", "-u", "alice", "--password-stdin", &reg.addr], Some("wrong\n"));
+    assert_ne!(o.code, Some(0), "{o}");
+    let o = berth(&["login", "-u", "alice", "--password-stdin", &reg.addr], Some("s3cret\n"));
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(o.stdout, "Login Succeeded\n");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
+
+    // The same push output as the docker CLI's (a second push: every layer exists).
+    let o = berth(&["push", &name], None);
+    assert_eq!(o.code, Some(0), "{o}");
+    let (b, dk) = (berth(&["push", &name], None), d.docker(&["push", &name]));
+    assert_eq!(b.code, Some(0), "{b}");
+    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+
+    d.ok(&["rmi", &name]);
+    let b = berth(&["pull", &name], None);
+    assert_eq!(b.code, Some(0), "{b}");
+    d.ok(&["rmi", &name]);
+    let dk = d.docker(&["pull", &name]);
+    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+
+    d.ok(&["rmi", &name]);
+    let o = berth(&["run", "--rm", &name], None);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(o.stdout, "via-berth-cli\n");
+    assert!(o.stderr.starts_with(&format!("Unable to find image '{name}' locally\n")), "{o}");
+    let o = berth(&["run", "--rm", "--pull", "always", &name], None);
+    assert!(o.stderr.contains(&format!("Status: Image is up to date for {name}")), "{o}");
+
+    let o = berth(&["logout", &reg.addr], None);
+    assert_eq!(o.stdout, format!("Removing login credentials for {}\n", reg.addr));
+    d.ok(&["rmi", &name]);
+    let o = berth(&["pull", &name], None);
+    assert_ne!(o.code, Some(0), "pull after logout must fail: {o}");
+    assert_no_leaks(&d);
+}
