@@ -3,12 +3,12 @@
 //! the content store, verified while they stream, then unpack them and put the image with its
 //! tag and the registry's digest. One lease covers the pull; a failed pull keeps nothing.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use berth_image::manifest::{self, Document, Platform};
-use berth_image::store::{ImageStore, PulledLayer};
+use berth_image::store::{ImageStore, IngestedLayer, PulledLayer};
 use berth_image::{Digest, Reference};
 
 use crate::client::{status_error, Body, Client};
@@ -143,12 +143,17 @@ pub fn pull(store: &ImageStore, client: &Client, r: &Reference, platform: &Platf
                 todo.push(l);
             }
         }
-        download_all(store, client, path, &scope, &todo, sink)?;
+        let mut got = download_all(store, client, path, &scope, &todo, sink)?;
+        // Each downloaded blob's unpacked layer goes with its first use in the image.
+        let ingested: Vec<Option<IngestedLayer>> = layers
+            .iter()
+            .map(|l| got.iter().position(|(d, _)| *d == l.digest).map(|i| got.swap_remove(i).1))
+            .collect();
         let mut refs = vec![r.name_only().with_digest(top_digest.clone())];
         if r.tag().is_some() {
             refs.push(r.clone());
         }
-        let id = store.put_pulled_image(&config_bytes, &manifest_bytes, &layers, &refs, lease)?;
+        let id = store.put_pulled_image(&config_bytes, &manifest_bytes, &layers, ingested, &refs, lease)?;
         for l in &todo {
             sink(progress::status(Some(&progress::short(&l.digest)), "Pull complete"));
         }
@@ -166,7 +171,15 @@ pub fn pull(store: &ImageStore, client: &Client, r: &Reference, platform: &Platf
 }
 
 /// Downloads `layers`, a few at a time; the first failure stops the others.
-fn download_all(store: &ImageStore, client: &Client, path: &str, scope: &str, layers: &[&PulledLayer], sink: Sink<'_>) -> Result<()> {
+fn download_all(
+    store: &ImageStore,
+    client: &Client,
+    path: &str,
+    scope: &str,
+    layers: &[&PulledLayer],
+    sink: Sink<'_>,
+) -> Result<Vec<(Digest, IngestedLayer)>> {
+    let done = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
@@ -177,56 +190,59 @@ fn download_all(store: &ImageStore, client: &Client, path: &str, scope: &str, la
                 if i >= layers.len() || stop.load(Ordering::Relaxed) {
                     break;
                 }
-                if let Err(e) = download(store, client, path, scope, layers[i], &stop, sink) {
-                    stop.store(true, Ordering::Relaxed);
-                    first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                    break;
+                match download(store, client, path, scope, layers[i], &stop, sink) {
+                    Ok(l) => done.lock().unwrap_or_else(|p| p.into_inner()).push((layers[i].digest.clone(), l)),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        break;
+                    }
                 }
             });
         }
     });
     match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(done.into_inner().unwrap_or_else(|p| p.into_inner())),
     }
 }
 
-/// Streams one layer blob into the content store; the store verifies its size and digest at
-/// commit and keeps nothing on a mismatch.
-fn download(store: &ImageStore, client: &Client, path: &str, scope: &str, l: &PulledLayer, stop: &AtomicBool, sink: Sink<'_>) -> Result<()> {
+/// Streams one layer blob into the content store, unpacked on the way where the snapshotter
+/// allows it; the store verifies its size and digest at the end and keeps nothing on a
+/// mismatch.
+fn download(store: &ImageStore, client: &Client, path: &str, scope: &str, l: &PulledLayer, stop: &AtomicBool, sink: Sink<'_>) -> Result<IngestedLayer> {
     let id = progress::short(&l.digest);
     let resp = client.send("GET", &format!("/v2/{path}/blobs/{}", l.digest), scope, &[], Body::Empty)?;
     if resp.status() != 200 {
         return Err(status_error(&format!("blob {}", l.digest), resp));
     }
-    let mut body = resp.into_reader();
-    let mut w = store.content().writer(Some(&l.digest), Some(l.size))?;
-    let mut buf = vec![0u8; 256 << 10];
-    let (mut done, mut shown) = (0u64, 0u64);
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::Registry("download cancelled".into()));
-        }
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Registry(format!("downloading {}: {e}", l.digest))),
-        };
-        w.write_all(&buf[..n]).map_err(|e| Error::Registry(format!("storing {}: {e}", l.digest)))?;
-        done += n as u64;
-        if done > l.size {
-            break; // the store refuses it at commit, with both sizes
-        }
+    let body = Cancellable { inner: resp.into_reader(), stop };
+    let mut shown = 0u64;
+    let mut report = |done: u64| {
         if done - shown >= PROGRESS_STEP || done == l.size {
             shown = done;
             sink(progress::bytes(&id, "Downloading", done, l.size));
         }
-    }
+    };
+    let ingested = store.ingest_layer(body, &l.digest, l.size, &l.media_type, &mut report)?;
     sink(progress::status(Some(&id), "Verifying Checksum"));
-    w.commit()?;
     sink(progress::status(Some(&id), "Download complete"));
-    Ok(())
+    Ok(ingested)
+}
+
+/// A download that stops when another one failed.
+struct Cancellable<'a, R> {
+    inner: R,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("download cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// The platform to pull: as given (`os/arch[/variant]`), else the host's.

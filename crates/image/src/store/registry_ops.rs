@@ -2,9 +2,12 @@
 //! pulled image from its registry documents (the blobs already stored), and the manifest to push
 //! for an image (its layers compressed first when they are stored uncompressed).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use super::ImageStore;
+use super::load::UnpackedAhead;
+use super::{unpack_stream, ImageStore};
+use crate::content::BlobWriter;
+use crate::digest::DigestReader;
 use crate::error::{Error, Result};
 use crate::layer::Compression;
 use crate::manifest::{self, media_types, ImageConfig};
@@ -16,6 +19,32 @@ pub struct PulledLayer {
     pub digest: Digest,
     pub media_type: String,
     pub size: u64,
+}
+
+/// A layer blob streamed in by [`ImageStore::ingest_layer`]: stored, and unpacked on the way
+/// when the snapshotter allows it.
+pub struct IngestedLayer {
+    ahead: Option<UnpackedAhead>,
+}
+
+/// Writes what is read through it into the blob being stored, reporting the bytes so far.
+struct Tee<'a, R> {
+    src: R,
+    w: &'a mut BlobWriter,
+    done: u64,
+    progress: &'a mut (dyn FnMut(u64) + Send),
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.src.read(buf)?;
+        self.w.write_all(&buf[..n])?;
+        self.done += n as u64;
+        if n > 0 {
+            (self.progress)(self.done);
+        }
+        Ok(n)
+    }
 }
 
 /// The manifest to push for an image.
@@ -48,7 +77,56 @@ impl ImageStore {
         result
     }
 
-    /// Puts a pulled image: `layers` (blobs stored and leased) are unpacked in order, each
+    /// Streams a layer blob from `src` (a registry download) into the content store, verified
+    /// against `digest` and `size` at the end (nothing is kept on a mismatch), and, when the
+    /// snapshotter can unpack a layer before its parent exists (overlay), unpacks it in the
+    /// same pass: the data is read once, decompressed once, never copied to scratch space.
+    /// `progress` gets the bytes read so far. The blob must be leased by the caller.
+    pub fn ingest_layer(
+        &self,
+        src: impl Read + Send,
+        digest: &Digest,
+        size: u64,
+        media_type: &str,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<IngestedLayer> {
+        let compression = manifest::layer_compression(media_type)?;
+        let mut w = self.content.writer(Some(digest), Some(size))?;
+        let read_err = |e: io::Error| Error::io("download layer", digest.to_string(), e);
+        let mut tee = Tee { src, w: &mut w, done: 0, progress };
+        let mut unpacked = None;
+        let ahead = if self.snapshotter.supports_detached() {
+            let layer = self.snapshotter.unpack_detached(&mut |dir, mode| {
+                let mut dr = DigestReader::new(compression.reader(&mut tee)?);
+                let files = unpack_stream(&mut dr, dir, mode)?;
+                io::copy(&mut dr, &mut io::sink()).map_err(read_err)?;
+                unpacked = Some((dr.digest(), files));
+                Ok(())
+            });
+            // The rest of the blob (past the end of the tar stream), and all of it if the
+            // unpack failed: the digest check below says whether the data or the layer was bad.
+            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            Some(layer)
+        } else {
+            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            None
+        };
+        w.commit()?;
+        let ahead = match (ahead, unpacked) {
+            (Some(layer), Some((diff_id, files))) => Some(UnpackedAhead {
+                layer: layer?,
+                compression,
+                diff_id: Some(diff_id),
+                size: files,
+            }),
+            (Some(layer), None) => return Err(layer.err().unwrap_or_else(|| Error::Malformed(format!("layer {digest} not unpacked")))),
+            (None, _) => None,
+        };
+        Ok(IngestedLayer { ahead })
+    }
+
+    /// Puts a pulled image: `layers` (blobs stored and leased; with what
+    /// [`ImageStore::ingest_layer`] unpacked of them, if anything) are placed in order, each
     /// checked against the config's diff ids, then the manifest and config are stored and the
     /// image is put with `refs` (its tag and its repository digest).
     pub fn put_pulled_image(
@@ -56,6 +134,7 @@ impl ImageStore {
         config_bytes: &[u8],
         manifest_bytes: &[u8],
         layers: &[PulledLayer],
+        mut ingested: Vec<Option<IngestedLayer>>,
         refs: &[Reference],
         lease: &str,
     ) -> Result<Digest> {
@@ -67,10 +146,17 @@ impl ImageStore {
                 config.rootfs.diff_ids.len()
             )));
         }
+        ingested.resize_with(layers.len(), || None);
+        let mut chains: Vec<ChainId> = Vec::new();
+        for d in &config.rootfs.diff_ids {
+            chains.push(super::chain_id(chains.last(), d));
+        }
+        self.meta.lease_add(lease, &[], &chains)?;
         let mut parent: Option<ChainId> = None;
-        for (l, diff_id) in layers.iter().zip(&config.rootfs.diff_ids) {
+        for ((l, diff_id), ing) in layers.iter().zip(&config.rootfs.diff_ids).zip(ingested) {
             let c = manifest::layer_compression(&l.media_type)?;
-            let rec = self.add_layer_blob(&l.digest, Some(c), Some(diff_id), parent.as_ref(), lease)?;
+            let ahead = ing.and_then(|i| i.ahead);
+            let rec = self.place_layer(&l.digest, Some(c), diff_id, parent.as_ref(), ahead)?;
             parent = Some(rec.chain_id);
         }
         let blobs: Vec<_> = layers
