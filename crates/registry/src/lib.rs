@@ -10,6 +10,7 @@ pub mod error;
 pub mod progress;
 mod pull;
 mod push;
+mod resume;
 pub mod tls;
 
 pub use auth::AuthConfig;

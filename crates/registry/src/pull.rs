@@ -14,6 +14,7 @@ use berth_image::{Digest, Reference};
 use crate::client::{status_error, Body, Client};
 use crate::error::{Error, Result};
 use crate::progress::{self, Sink};
+use crate::resume::Resuming;
 
 /// Like dockerd's max-concurrent-downloads default.
 const CONCURRENT_DOWNLOADS: usize = 3;
@@ -212,11 +213,12 @@ fn download_all(
 /// mismatch.
 fn download(store: &ImageStore, client: &Client, path: &str, scope: &str, l: &PulledLayer, stop: &AtomicBool, sink: Sink<'_>) -> Result<IngestedLayer> {
     let id = progress::short(&l.digest);
-    let resp = client.send("GET", &format!("/v2/{path}/blobs/{}", l.digest), scope, &[], Body::Empty)?;
+    let blob_path = format!("/v2/{path}/blobs/{}", l.digest);
+    let resp = client.send("GET", &blob_path, scope, &[], Body::Empty)?;
     if resp.status() != 200 {
         return Err(status_error(&format!("blob {}", l.digest), resp));
     }
-    let body = Cancellable { inner: resp.into_reader(), stop };
+    let body = Cancellable { inner: Resuming::new(client, blob_path, scope, resp), stop };
     let mut shown = 0u64;
     let mut report = |done: u64| {
         if done - shown >= PROGRESS_STEP || done == l.size {
