@@ -102,6 +102,23 @@ impl Registry {
         Some((String::from_utf8_lossy(&out[..split]).into_owned(), out[split + 4..].to_vec()))
     }
 
+    /// A plain HTTP PUT of a manifest; returns the status code.
+    pub fn put_manifest(&self, path: &str, media_type: &str, body: &[u8]) -> Option<u16> {
+        let mut s = TcpStream::connect(&self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "PUT {path} HTTP/1.0\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .ok()?;
+        s.write_all(body).ok()?;
+        let mut out = String::new();
+        BufReader::new(s).read_line(&mut out).ok()?;
+        out.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// The file of a blob in the registry's storage.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");

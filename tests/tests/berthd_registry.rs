@@ -306,3 +306,74 @@ fn berth_cli_login_push_pull_like_docker() {
     assert_ne!(o.code, Some(0), "pull after logout must fail: {o}");
     assert_no_leaks(&d);
 }
+
+/// What skopeo and hand-made indexes put in a registry: OCI manifests with zstd layers, and an
+/// OCI index from which the host's platform (or `--platform`) is chosen.
+#[test]
+fn oci_index_platforms_and_zstd_layers() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let src = format!("{}/src/app:1", reg.addr);
+    make_image(&d, &src, "zstd-layers");
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &src]);
+    d.ok(&["push", &src]);
+    // Another image (busybox alone) stands for the arm64 entry of the index.
+    let other = format!("{}/multi/app:arm", reg.addr);
+    d.ok(&["tag", "busybox", &other]);
+    d.ok(&["push", &other]);
+    let other_id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &other]);
+    let o = std::process::Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "oci", "--dest-compress-format", "zstd"])
+        .arg(format!("docker://{src}"))
+        .arg(format!("docker://{}/multi/app:zstd", reg.addr))
+        .output()
+        .expect("skopeo");
+    assert!(o.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&o.stderr));
+    let manifest = |tag: &str| {
+        let (_, body) = reg.get(&format!("/v2/multi/app/manifests/{tag}")).expect("manifest");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (format!("sha256:{}", sha256_hex(&body)), body.len(), v)
+    };
+    let (zstd_digest, zstd_size, zv) = manifest("zstd");
+    assert!(zv["layers"].as_array().unwrap().iter().any(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"), "{zv}");
+    let (arm_digest, arm_size, _) = manifest("arm");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm_digest, "size": arm_size,
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": zstd_digest, "size": zstd_size,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    });
+    let body = serde_json::to_vec(&index).unwrap();
+    assert_eq!(reg.put_manifest("/v2/multi/app/manifests/multi", "application/vnd.oci.image.index.v1+json", &body), Some(201));
+    let index_digest = format!("sha256:{}", sha256_hex(&body));
+
+    d.ok(&["rmi", &src, &other]);
+    let multi = format!("{}/multi/app:multi", reg.addr);
+    let o = d.docker(&["pull", &multi]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains(&format!("Digest: {index_digest}")), "{o}");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}} {{index .RepoDigests 0}}", &multi]), format!("{id} {}/multi/app@{index_digest}", reg.addr));
+    assert_eq!(d.ok(&["run", "--rm", &multi]), "zstd-layers");
+    // Another platform, by digest.
+    let o = d.docker(&["pull", "--platform", "linux/arm64", &format!("{}/multi/app@{index_digest}", reg.addr)]);
+    assert_eq!(o.code, Some(0), "{o}");
+    let ids = d.ok(&["images", "-q", "--no-trunc"]);
+    assert!(ids.contains(&other_id), "{ids}");
+    assert_no_leaks(&d);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut c = std::process::Command::new("sha256sum");
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("sha256sum");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
