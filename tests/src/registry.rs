@@ -46,6 +46,15 @@ impl Registry {
     }
 
     pub fn start_with(auth: Auth) -> Registry {
+        Self::start_full(auth, None)
+    }
+
+    /// Serving HTTPS with `tls` (see [`Tls::generate`]).
+    pub fn start_tls(tls: &Tls) -> Registry {
+        Self::start_full(Auth::None, Some(tls))
+    }
+
+    fn start_full(auth: Auth, tls: Option<&Tls>) -> Registry {
         let dir = tempfile::Builder::new().prefix("registry-test-").tempdir_in("/tmp").expect("temp dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -70,8 +79,17 @@ impl Registry {
                 cfg
             }
         };
+        let tls_cfg = match tls {
+            Some(t) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+                t.server_cert.display(),
+                t.server_key.display(),
+                t.ca.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: berth-test-secret\n{auth_cfg}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: berth-test-secret\n{tls_cfg}{auth_cfg}",
             dir.path().join("data").display()
         );
         let cfg_path = dir.path().join("config.yml");
@@ -86,7 +104,10 @@ impl Registry {
             .spawn()
             .expect("start docker-registry");
         let r = Registry { dir, addr, child, token_server };
-        poll("the registry to listen", Duration::from_secs(20), || r.get("/v2/").map(|_| ()));
+        poll("the registry to listen", Duration::from_secs(20), || TcpStream::connect(&r.addr).ok().map(|_| ()));
+        if tls.is_none() {
+            poll("the registry to answer", Duration::from_secs(20), || r.get("/v2/").map(|_| ()));
+        }
         r
     }
 
@@ -134,6 +155,45 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it signed.
+pub struct Tls {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Tls {
+    pub fn generate() -> Tls {
+        let dir = tempfile::Builder::new().prefix("registry-tls-").tempdir_in("/tmp").expect("temp dir");
+        let p = |n: &str| dir.path().join(n);
+        let run = |args: &[&str]| {
+            let o = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
+            assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth-test-ca", "-keyout", "ca.key", "-out", "ca.crt"]);
+        std::fs::write(p("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+        std::fs::write(p("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, cn) in [("server", "127.0.0.1"), ("client", "berth-test-client")] {
+            run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={cn}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]);
+            run(&[
+                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", &format!("{name}.ext"), "-out", &format!("{name}.crt"),
+            ]);
+        }
+        Tls {
+            ca: p("ca.crt"),
+            server_cert: p("server.crt"),
+            server_key: p("server.key"),
+            client_cert: p("client.crt"),
+            client_key: p("client.key"),
+            dir,
+        }
     }
 }
 

@@ -377,3 +377,45 @@ fn sha256_hex(data: &[u8]) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
 }
+
+/// Removes a certs.d directory it created, however the test ends.
+struct CertsDir(std::path::PathBuf);
+
+impl Drop for CertsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// HTTPS with the CA and a client certificate from /etc/berth/certs.d/HOST:PORT/ (the
+/// registry requires client certificates); without them, the pull fails on the certificate.
+#[test]
+fn tls_registry_with_certs_d() {
+    if skip() {
+        return;
+    }
+    let tls = registry::Tls::generate();
+    let reg = Registry::start_tls(&tls);
+    let d = Berthd::start();
+    let name = format!("{}/tls/app:1", reg.addr);
+    make_image(&d, &name, "over-tls");
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, Some(0), "{o}");
+    assert!(o.stderr.contains("certificate") || o.stderr.contains("UnknownIssuer"), "{o}");
+
+    let certs = CertsDir(std::path::PathBuf::from(format!("/etc/berth/certs.d/{}", reg.addr)));
+    std::fs::create_dir_all(&certs.0).unwrap();
+    std::fs::copy(&tls.ca, certs.0.join("ca.crt")).unwrap();
+    // The CA alone: the registry refuses a client without a certificate.
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, Some(0), "{o}");
+    std::fs::copy(&tls.client_cert, certs.0.join("client.cert")).unwrap();
+    std::fs::copy(&tls.client_key, certs.0.join("client.key")).unwrap();
+    let o = d.docker(&["push", &name]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    d.ok(&["rmi", &name]);
+    let o = d.docker(&["pull", &name]);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert_eq!(d.ok(&["run", "--rm", &name]), "over-tls");
+    assert_no_leaks(&d);
+}

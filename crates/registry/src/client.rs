@@ -150,10 +150,15 @@ impl Client {
             state: Mutex::new(AuthState::default()),
         };
         match client.ping() {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) if is_insecure(api, &opts.insecure) => {
                 client.base = format!("http://{api}");
-                client.ping().map_err(|e2| Error::Registry(format!("{e2} (over HTTPS: {e})")))?;
+                // Over HTTP only a registry's answer counts (not an HTTPS server's 400).
+                match client.ping() {
+                    Ok(200 | 401) => {}
+                    Ok(_) => return Err(e),
+                    Err(e2) => return Err(Error::Registry(format!("{e2} (over HTTPS: {e})"))),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -168,16 +173,16 @@ impl Client {
         &self.base
     }
 
-    /// GET /v2/: reachable, and its challenge if it asks for one.
-    fn ping(&self) -> Result<()> {
+    /// GET /v2/: reachable (its status), and its challenge if it asks for one.
+    fn ping(&self) -> Result<u16> {
         let url = format!("{}/v2/", self.base);
         match self.agent.get(&url).call() {
-            Ok(_) => Ok(()),
+            Ok(r) => Ok(r.status()),
             Err(ureq::Error::Status(401, r)) => {
                 self.lock().challenge = r.header("www-authenticate").and_then(Challenge::parse);
-                Ok(())
+                Ok(401)
             }
-            Err(ureq::Error::Status(_, _)) => Ok(()),
+            Err(ureq::Error::Status(code, _)) => Ok(code),
             Err(ureq::Error::Transport(t)) => Err(transport(&url, t)),
         }
     }
