@@ -419,3 +419,33 @@ fn tls_registry_with_certs_d() {
     assert_eq!(d.ok(&["run", "--rm", &name]), "over-tls");
     assert_no_leaks(&d);
 }
+
+/// Docker Hub pulls go to the registry mirrors first, in order (a dead one is skipped): here
+/// the only way to reach "busybox", as this machine has no Internet.
+#[test]
+fn docker_hub_pulls_through_registry_mirrors() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = Berthd::start_with(vec![
+        "--registry-mirror".into(),
+        format!("http://127.0.0.1:{dead}"),
+        "--registry-mirror".into(),
+        format!("http://{}", reg.addr),
+    ]);
+    let hub_name = format!("{}/library/busybox:latest", reg.addr);
+    d.import_busybox(&hub_name);
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", &hub_name]);
+    d.ok(&["push", &hub_name]);
+    d.ok(&["rmi", &hub_name]);
+    let o = d.docker(&["pull", "busybox"]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains("latest: Pulling from library/busybox"), "{o}");
+    assert!(o.stdout.contains("Status: Downloaded newer image for busybox:latest"), "{o}");
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]), id);
+    assert!(d.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", "busybox"]).starts_with("busybox@sha256:"));
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "via-mirror"]), "via-mirror");
+    assert_no_leaks(&d);
+}

@@ -44,6 +44,9 @@ pub struct Flags {
     /// Registries reached over plain HTTP (HOST[:PORT] or a CIDR); loopback always is.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Mirrors tried in order for Docker Hub pulls (http:// or https:// URLs).
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -76,6 +79,7 @@ pub struct File {
     /// Berth always keeps containers running across daemon restarts; `false` is refused.
     pub live_restore: Option<bool>,
     pub insecure_registries: Option<Vec<String>>,
+    pub registry_mirrors: Option<Vec<String>>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
@@ -104,6 +108,7 @@ pub struct Settings {
     pub default_shm_size: u64,
     pub log_driver: String,
     pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -174,6 +179,13 @@ impl Settings {
         }
         let mut insecure_registries = file.insecure_registries.clone().unwrap_or_default();
         insecure_registries.extend(f.insecure_registries.iter().cloned());
+        let mut registry_mirrors = file.registry_mirrors.clone().unwrap_or_default();
+        registry_mirrors.extend(f.registry_mirrors.iter().cloned());
+        for m in &registry_mirrors {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                bail!("invalid mirror: unsupported scheme \"{m}\": must use either 'https://' or 'http://'");
+            }
+        }
         Ok(Settings {
             listen,
             data_root: f.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
@@ -188,6 +200,7 @@ impl Settings {
             default_shm_size: file.default_shm_size.as_deref().map(parse_size).transpose()?.unwrap_or(64 << 20),
             log_driver,
             insecure_registries,
+            registry_mirrors,
         })
     }
 }

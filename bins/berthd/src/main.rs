@@ -114,6 +114,7 @@ async fn run(s: Settings) -> Result<()> {
     cfg.debug = s.debug;
     cfg.log_driver = s.log_driver.clone();
     cfg.insecure_registries = s.insecure_registries.clone();
+    cfg.registry_mirrors = s.registry_mirrors.clone();
     let handle = tokio::runtime::Handle::current();
     let engine = tokio::task::spawn_blocking(move || berth_engine::Engine::open(cfg, handle))
         .await?

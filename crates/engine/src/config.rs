@@ -19,6 +19,8 @@ pub struct EngineConfig {
     pub log_driver: String,
     /// daemon.json "insecure-registries": reached over plain HTTP (loopback always is).
     pub insecure_registries: Vec<String>,
+    /// daemon.json "registry-mirrors": tried in order for Docker Hub pulls.
+    pub registry_mirrors: Vec<String>,
 }
 
 impl EngineConfig {
@@ -35,6 +37,7 @@ impl EngineConfig {
             debug: false,
             log_driver: "json-file".into(),
             insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
         }
     }
 

@@ -47,7 +47,24 @@ impl Engine {
     /// `docker pull`: progress goes to `sink` as Docker's JSON messages.
     pub fn pull_image(&self, r: &Reference, platform: Option<&str>, auth: Option<AuthConfig>, sink: Sink<'_>) -> Result<Pulled> {
         let platform = berth_registry::platform(platform)?;
-        let client = Client::connect(r.domain(), auth, &self.registry_options())?;
+        let opts = self.registry_options();
+        if r.domain() == berth_image::reference::DEFAULT_DOMAIN {
+            // Mirrors first, in order, then Docker Hub itself (as dockerd does); a digest
+            // mismatch is not something another source should paper over.
+            for m in &self.cfg.registry_mirrors {
+                let pulled = Client::connect_mirror(m, r.domain(), auth.clone(), &opts)
+                    .and_then(|c| berth_registry::pull(&self.images, &c, r, &platform, sink));
+                match pulled {
+                    Ok(p) => {
+                        self.registry_event("pull", r);
+                        return Ok(p);
+                    }
+                    Err(e @ berth_registry::Error::Image(berth_image::Error::DigestMismatch { .. })) => return Err(e.into()),
+                    Err(_) => continue,
+                }
+            }
+        }
+        let client = Client::connect(r.domain(), auth, &opts)?;
         let pulled = berth_registry::pull(&self.images, &client, r, &platform, sink)?;
         self.registry_event("pull", r);
         Ok(pulled)

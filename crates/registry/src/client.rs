@@ -133,15 +133,40 @@ fn transport(url: &str, e: ureq::Transport) -> Error {
 }
 
 impl Client {
+    /// Connects to a mirror of `host` (Docker Hub) at `url` (`https://mirror.lan`,
+    /// `http://127.0.0.1:5000`): the scheme is the mirror's.
+    pub fn connect_mirror(url: &str, host: &str, auth: Option<AuthConfig>, opts: &Options) -> Result<Client> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid registry mirror {url}: it must start with http:// or https://")))?;
+        let api = rest.trim_end_matches('/');
+        if !matches!(scheme, "http" | "https") || api.is_empty() || api.contains('/') {
+            return Err(Error::InvalidArgument(format!("invalid registry mirror {url}")));
+        }
+        let client = Client {
+            host: host.to_owned(),
+            base: format!("{scheme}://{api}"),
+            agent: Self::agent(api, opts)?,
+            auth: auth.filter(|a| !a.is_anonymous()),
+            state: Mutex::new(AuthState::default()),
+        };
+        client.ping()?;
+        Ok(client)
+    }
+
+    fn agent(api: &str, opts: &Options) -> Result<ureq::Agent> {
+        Ok(ureq::AgentBuilder::new()
+            .tls_config(tls::client_config(api, &opts.certs_dirs)?)
+            .timeout_connect(Duration::from_secs(15))
+            .redirects(8)
+            .build())
+    }
+
     /// Connects to the registry `host` (as references name it): HTTPS, or, for an insecure
     /// registry that does not speak TLS, HTTP. Pings `/v2/` to learn how it authenticates.
     pub fn connect(host: &str, auth: Option<AuthConfig>, opts: &Options) -> Result<Client> {
         let api = api_host(host);
-        let agent = ureq::AgentBuilder::new()
-            .tls_config(tls::client_config(api, &opts.certs_dirs)?)
-            .timeout_connect(Duration::from_secs(15))
-            .redirects(8)
-            .build();
+        let agent = Self::agent(api, opts)?;
         let mut client = Client {
             host: host.to_owned(),
             base: format!("https://{api}"),
