@@ -289,6 +289,11 @@ impl Daemon {
 
     // --- logs, tracing -------------------------------------------------------
 
+    /// The dockerd process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log_tail(&self, lines: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();

@@ -9,6 +9,7 @@
 pub mod berthd;
 mod bundle;
 pub mod dockerd;
+pub mod registry;
 mod process;
 mod rootfs;
 mod runtime;

@@ -50,6 +50,12 @@ pub struct Flags {
     /// Containers' MTU on the default bridge.
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// Registries reached over plain HTTP (HOST[:PORT] or a CIDR); loopback always is.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Mirrors tried in order for Docker Hub pulls (http:// or https:// URLs).
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -83,6 +89,8 @@ pub struct File {
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub mtu: Option<u32>,
+    pub insecure_registries: Option<Vec<String>>,
+    pub registry_mirrors: Option<Vec<String>>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
@@ -113,6 +121,8 @@ pub struct Settings {
     pub log_opts: std::collections::BTreeMap<String, String>,
     /// None with `--bridge none`: containers get no default network.
     pub bridge: Option<berth_engine::BridgeOptions>,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -186,6 +196,15 @@ impl Settings {
             bip: f.bip.clone().or(file.bip.clone()),
             mtu: f.mtu.or(file.mtu).unwrap_or(1500),
         });
+        let mut insecure_registries = file.insecure_registries.clone().unwrap_or_default();
+        insecure_registries.extend(f.insecure_registries.iter().cloned());
+        let mut registry_mirrors = file.registry_mirrors.clone().unwrap_or_default();
+        registry_mirrors.extend(f.registry_mirrors.iter().cloned());
+        for m in &registry_mirrors {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                bail!("invalid mirror: unsupported scheme \"{m}\": must use either 'https://' or 'http://'");
+            }
+        }
         Ok(Settings {
             listen,
             bridge,
@@ -201,6 +220,8 @@ impl Settings {
             default_shm_size: file.default_shm_size.as_deref().map(parse_size).transpose()?.unwrap_or(64 << 20),
             log_driver,
             log_opts,
+            insecure_registries,
+            registry_mirrors,
         })
     }
 }

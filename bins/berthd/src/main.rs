@@ -115,6 +115,8 @@ async fn run(s: Settings) -> Result<()> {
     cfg.log_driver = s.log_driver.clone();
     cfg.log_opts = s.log_opts.clone();
     cfg.bridge = s.bridge.clone();
+    cfg.insecure_registries = s.insecure_registries.clone();
+    cfg.registry_mirrors = s.registry_mirrors.clone();
     let handle = tokio::runtime::Handle::current();
     let engine = tokio::task::spawn_blocking(move || berth_engine::Engine::open(cfg, handle))
         .await?

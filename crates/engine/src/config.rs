@@ -22,6 +22,10 @@ pub struct EngineConfig {
     /// The default bridge network; None (`--bridge none`) leaves containers on the default
     /// network with loopback only.
     pub bridge: Option<berth_network::BridgeOptions>,
+    /// daemon.json "insecure-registries": reached over plain HTTP (loopback always is).
+    pub insecure_registries: Vec<String>,
+    /// daemon.json "registry-mirrors": tried in order for Docker Hub pulls.
+    pub registry_mirrors: Vec<String>,
 }
 
 impl EngineConfig {
@@ -39,6 +43,8 @@ impl EngineConfig {
             log_driver: "json-file".into(),
             log_opts: Default::default(),
             bridge: Some(Default::default()),
+            insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
         }
     }
 

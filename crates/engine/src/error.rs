@@ -23,6 +23,8 @@ pub enum Error {
     Monitor(#[from] berth_monitor::Error),
     #[error("{0}")]
     Network(#[from] berth_network::Error),
+    #[error("{0}")]
+    Registry(#[from] berth_registry::Error),
     #[error("state store: {0}")]
     Store(String),
     #[error("{step} {path}: {err}")]
@@ -49,6 +51,7 @@ impl Error {
             Error::InvalidParameter(_) => 400,
             Error::NotModified(_) => 304,
             Error::Image(e) => e.http_status(),
+            Error::Registry(e) => e.http_status(),
             Error::Runtime(e) => e.http_status(),
             Error::Spec(berth_spec::Error::InvalidParameter(_)) => 400,
             Error::Network(berth_network::Error::InvalidParameter(_)) => 400,

@@ -11,6 +11,7 @@ pub mod events;
 mod exec;
 mod health;
 mod images;
+pub mod registry;
 mod lifecycle;
 pub mod names;
 mod network;

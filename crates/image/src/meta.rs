@@ -349,6 +349,25 @@ impl Meta {
         })
     }
 
+    /// Makes `manifest` the image's manifest (a pulled or compressed-for-push one) and adds
+    /// `blobs` to those it keeps.
+    pub fn set_manifest(&self, id: &Digest, manifest: &Digest, blobs: &[Digest]) -> Result<()> {
+        self.write(|txn| {
+            let mut images = txn.open_table(IMAGES)?;
+            let key = id.to_string();
+            let mut rec: ImageRecord =
+                get_json(&images, "image", &key)?.ok_or_else(|| no_such_image(id))?;
+            rec.manifest = Some(manifest.clone());
+            for b in blobs {
+                if !rec.blobs.contains(b) {
+                    rec.blobs.push(b.clone());
+                }
+            }
+            images.insert(key.as_str(), enc(&rec).as_slice())?;
+            Ok(())
+        })
+    }
+
     pub fn get_image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
         self.read(|txn| get_json(&txn.open_table(IMAGES)?, "image", &id.to_string()))
     }

@@ -110,6 +110,10 @@ pub enum Cmd {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Display system-wide information
     Info(FormatOnly),
     /// Show the Docker version information
@@ -653,6 +657,27 @@ pub struct PushArgs {
     pub quiet: bool,
     #[arg(value_name = "NAME[:TAG]")]
     pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long = "username", value_name = "string")]
+    pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long = "password", value_name = "string")]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
+pub mod login;
 pub mod logs;
 pub mod ps;
 pub mod run;

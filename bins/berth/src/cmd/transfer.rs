@@ -153,8 +153,9 @@ fn normalize(image: &str) -> (String, Option<String>) {
 }
 
 /// Renders a pull/push progress stream: bars per layer on a terminal, else one line per
-/// message.
-pub fn show_progress(r: Response, quiet: bool) -> Result<(), client::Error> {
+/// message without the byte counts, as the docker CLI prints them: on stdout for `pull` and
+/// `push`, on stderr for the pull of `run`/`create` (`to_stdout` false).
+pub fn show_progress(r: Response, quiet: bool, to_stdout: bool) -> Result<(), client::Error> {
     let mut lines = JsonLines::new(r.body);
     let tty = progress_on() && !quiet;
     let multi = MultiProgress::new();
@@ -173,11 +174,18 @@ pub fn show_progress(r: Response, quiet: bool) -> Result<(), client::Error> {
             continue;
         }
         if !tty || m.id.is_empty() {
+            if !tty && m.progress_detail.total > 0 {
+                continue;
+            }
             let line = if m.id.is_empty() { m.status.clone() } else { format!("{}: {}", m.id, m.status) };
             if tty {
                 let _ = multi.println(&line);
             } else if !line.is_empty() {
-                eprintln!("{line}");
+                if to_stdout {
+                    println!("{line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
             continue;
         }
@@ -206,14 +214,14 @@ pub fn show_progress(r: Response, quiet: bool) -> Result<(), client::Error> {
 pub fn pull_image(client: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<(), client::Error> {
     let (name, tag) = normalize(image);
     let r = client.image_pull(&name, tag.as_deref(), platform)?;
-    show_progress(r, quiet)
+    show_progress(r, quiet, false)
 }
 
 pub fn pull(c: &Ctx, a: &PullArgs) -> Result<i32> {
     let (name, tag) = normalize(&a.image);
     let tag = if a.all_tags { None } else { tag };
     let r = c.client.image_pull(&name, tag.as_deref(), a.platform.as_deref())?;
-    show_progress(r, a.quiet)?;
+    show_progress(r, a.quiet, true)?;
     println!("{name}{}", tag.map(|t| if t.contains(':') { format!("@{t}") } else { format!(":{t}") }).unwrap_or_default());
     Ok(0)
 }
@@ -221,7 +229,7 @@ pub fn pull(c: &Ctx, a: &PullArgs) -> Result<i32> {
 pub fn push(c: &Ctx, a: &PushArgs) -> Result<i32> {
     let (repo, tag) = split_ref(&a.image);
     let r = c.client.image_push(&repo.unwrap_or_default(), tag.as_deref())?;
-    show_progress(r, a.quiet)?;
+    show_progress(r, a.quiet, true)?;
     Ok(0)
 }
 

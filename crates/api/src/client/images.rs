@@ -2,7 +2,6 @@
 
 use std::io::Read;
 
-use super::containers::base64_encode;
 use super::http::{path_escape, Body, Response};
 use super::types::{HistoryItem, ImageDeleteItem, ImagePruneResponse, ImageSummary};
 use super::{Client, Query, Result};
@@ -11,10 +10,6 @@ fn image_path(name: &str, tail: &str) -> String {
     format!("/images/{}{tail}", path_escape(name))
 }
 
-/// An empty registry credential, as the docker CLI sends when not logged in.
-fn no_auth() -> String {
-    base64_encode(b"{}")
-}
 
 impl Client {
     pub fn image_list(&self, all: bool, digests: bool, filters: &[(String, String)]) -> Result<Vec<ImageSummary>> {
@@ -67,12 +62,12 @@ impl Client {
     /// Pulls `image[:tag]`; the answer is a JSON progress stream.
     pub fn image_pull(&self, image: &str, tag: Option<&str>, platform: Option<&str>) -> Result<Response> {
         let q = Query::new().set("fromImage", image).opt("tag", tag).opt("platform", platform);
-        let auth = no_auth();
+        let auth = super::auth::header_for_image(image)?;
         self.request_with("POST", "/images/create", q, &[("X-Registry-Auth", &auth)], Body::Empty)
     }
 
     pub fn image_push(&self, name: &str, tag: Option<&str>) -> Result<Response> {
-        let auth = no_auth();
+        let auth = super::auth::header_for_image(name)?;
         self.request_with("POST", &image_path(name, "/push"), Query::new().opt("tag", tag), &[("X-Registry-Auth", &auth)], Body::Empty)
     }
 

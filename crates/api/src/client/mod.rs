@@ -3,6 +3,7 @@
 //! Berth implements, and turns Docker's error bodies into [`Error::Api`]. Streams (logs,
 //! events, attach, save, load) are handed back as readers; nothing is buffered that need not be.
 
+pub mod auth;
 mod containers;
 mod exec;
 pub mod http;

@@ -24,6 +24,7 @@ mod list;
 mod load;
 mod load_stream;
 mod prune;
+mod registry_ops;
 mod save;
 pub mod time;
 
@@ -45,6 +46,7 @@ pub use list::{HistoryEntry, ImageSummary, ListFilters};
 pub use load::LoadedImage;
 use load::UnpackedAhead;
 pub use prune::{DiskUsage, PruneReport};
+pub use registry_ops::{IngestedLayer, PulledLayer, PushManifest};
 
 /// One line of `docker rmi` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,9 +337,24 @@ impl ImageStore {
             .filter(|r| refs.contains(r));
         let mut out = Vec::new();
         if let Some(r) = &by_ref {
-            if refs.len() > 1 {
+            // As Docker: removing a repository's last tag also drops that repository's digest
+            // references (a pulled or pushed image's), and the image goes with its last ref.
+            let last_tag = r.digest().is_none()
+                && !refs
+                    .iter()
+                    .any(|x| x != r && x.digest().is_none() && x.name() == r.name());
+            let digests: Vec<&Reference> = refs
+                .iter()
+                .filter(|x| last_tag && x.digest().is_some() && x.name() == r.name())
+                .collect();
+            if refs.len() > 1 + digests.len() {
                 self.meta.untag(r)?;
-                return Ok(vec![DeleteResponse::Untagged(r.familiar_string())]);
+                out.push(DeleteResponse::Untagged(r.familiar_string()));
+                for d in digests {
+                    self.meta.untag(d)?;
+                    out.push(DeleteResponse::Untagged(d.familiar_string()));
+                }
+                return Ok(out);
             }
         } else if refs.len() > 1 && !force {
             return Err(Error::Conflict(format!(

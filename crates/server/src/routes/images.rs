@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_image::store::{DeleteResponse, ListFilters};
@@ -112,10 +112,11 @@ pub async fn get_dispatch(State(e): State<S>, Path(rest): Path<String>, Query(_q
     }
 }
 
-pub async fn post_dispatch(State(e): State<S>, method: Method, Path(rest): Path<String>, Query(q): Query<Q>) -> ApiResult<Response> {
+pub async fn post_dispatch(State(e): State<S>, method: Method, headers: HeaderMap, Path(rest): Path<String>, Query(q): Query<Q>) -> ApiResult<Response> {
     let (name, action) = split_action(&rest);
     let name = name.to_owned();
     match action {
+        "push" => super::registry::push(e, &headers, name, q.get("tag").cloned()).await,
         "tag" => {
             let repo = q.get("repo").cloned().unwrap_or_default();
             let tag = q.get("tag").cloned().unwrap_or_default();
@@ -147,8 +148,8 @@ pub async fn prune(State(e): State<S>, Query(q): Query<Q>) -> ApiResult<Response
 }
 
 /// `POST /images/create`: `fromSrc=-` imports the body as a filesystem tarball (`docker
-/// import`); pulling (`fromImage`) needs the registry client.
-pub async fn create(State(e): State<S>, axum::extract::RawQuery(raw): axum::extract::RawQuery, body: Body) -> ApiResult<Response> {
+/// import`); `fromImage` pulls from a registry (`registry.rs`).
+pub async fn create(State(e): State<S>, headers: HeaderMap, axum::extract::RawQuery(raw): axum::extract::RawQuery, body: Body) -> ApiResult<Response> {
     let pairs = url_pairs(raw.as_deref().unwrap_or(""));
     let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let changes: Vec<String> = pairs.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.clone()).collect();
@@ -173,7 +174,7 @@ pub async fn create(State(e): State<S>, axum::extract::RawQuery(raw): axum::extr
             Ok(([(header::CONTENT_TYPE, "application/json")], format!("{line}\n")).into_response())
         }
         (Some(src), _) => Err(ApiError::bad_request(format!("importing from a URL ({src}) is not supported: pipe the file with `import -`"))),
-        (None, Some(img)) => Err(ApiError::new(501, format!("pulling {img} is not implemented yet in Berth: use `docker load` or `docker import`"))),
+        (None, Some(img)) => super::registry::pull(e, &headers, img, get("tag"), get("platform")).await,
         (None, None) => Err(ApiError::bad_request("fromImage or fromSrc is required")),
     }
 }

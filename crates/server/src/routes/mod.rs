@@ -4,6 +4,7 @@ mod archive;
 mod containers;
 mod exec;
 mod images;
+mod registry;
 mod stats;
 mod system;
 mod volumes;
@@ -58,6 +59,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/get", get(images::save_many))
         .route("/images/prune", post(images::prune))
         .route("/images/create", post(images::create))
+        .route("/auth", post(registry::auth))
         .route("/images/{*rest}", get(images::get_dispatch).post(images::post_dispatch).delete(images::remove))
         .route("/system/df", get(system::df))
         .merge(stats::routes())

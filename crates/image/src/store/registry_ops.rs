@@ -1,0 +1,276 @@
+//! What a registry client needs from the store: one lease around a pull or a push, putting a
+//! pulled image from its registry documents (the blobs already stored), and the manifest to push
+//! for an image (its layers compressed first when they are stored uncompressed).
+
+use std::io::{self, Read, Write};
+
+use super::load::UnpackedAhead;
+use super::{unpack_stream, ImageStore};
+use crate::content::BlobWriter;
+use crate::digest::DigestReader;
+use crate::error::{Error, Result};
+use crate::layer::Compression;
+use crate::manifest::{self, media_types, ImageConfig};
+use crate::{ChainId, Digest, Reference};
+
+/// A layer of a pulled image: its blob (stored), media type and size.
+#[derive(Debug, Clone)]
+pub struct PulledLayer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A layer blob streamed in by [`ImageStore::ingest_layer`]: stored, and unpacked on the way
+/// when the snapshotter allows it.
+pub struct IngestedLayer {
+    ahead: Option<UnpackedAhead>,
+}
+
+/// Writes what is read through it into the blob being stored, reporting the bytes so far.
+struct Tee<'a, R> {
+    src: R,
+    w: &'a mut BlobWriter,
+    done: u64,
+    progress: &'a mut (dyn FnMut(u64) + Send),
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.src.read(buf)?;
+        self.w.write_all(&buf[..n])?;
+        self.done += n as u64;
+        if n > 0 {
+            (self.progress)(self.done);
+        }
+        Ok(n)
+    }
+}
+
+/// The manifest to push for an image.
+#[derive(Debug, Clone)]
+pub struct PushManifest {
+    pub digest: Digest,
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub config: Digest,
+    pub config_size: u64,
+    pub config_media_type: String,
+    /// Layer blobs: digest, size, media type.
+    pub layers: Vec<(Digest, u64, String)>,
+}
+
+impl ImageStore {
+    /// Runs `f` under a lease it hands over; when `f` fails, what it stored and nothing else
+    /// references is collected.
+    pub fn with_lease<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&str) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let result = {
+            let lease = self.lease()?;
+            f(&lease.id)
+        };
+        if result.is_err() {
+            let _ = self.collect_garbage();
+        }
+        result
+    }
+
+    /// Streams a layer blob from `src` (a registry download) into the content store, verified
+    /// against `digest` and `size` at the end (nothing is kept on a mismatch), and, when the
+    /// snapshotter can unpack a layer before its parent exists (overlay), unpacks it in the
+    /// same pass: the data is read once, decompressed once, never copied to scratch space.
+    /// `progress` gets the bytes read so far. The blob must be leased by the caller.
+    pub fn ingest_layer(
+        &self,
+        src: impl Read + Send,
+        digest: &Digest,
+        size: u64,
+        media_type: &str,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<IngestedLayer> {
+        let compression = manifest::layer_compression(media_type)?;
+        let mut w = self.content.writer(Some(digest), Some(size))?;
+        let read_err = |e: io::Error| Error::io("download layer", digest.to_string(), e);
+        let mut tee = Tee { src, w: &mut w, done: 0, progress };
+        let mut unpacked = None;
+        let ahead = if self.snapshotter.supports_detached() {
+            let layer = self.snapshotter.unpack_detached(&mut |dir, mode| {
+                let mut dr = DigestReader::new(compression.reader(&mut tee)?);
+                let files = unpack_stream(&mut dr, dir, mode)?;
+                io::copy(&mut dr, &mut io::sink()).map_err(read_err)?;
+                unpacked = Some((dr.digest(), files));
+                Ok(())
+            });
+            // The rest of the blob (past the end of the tar stream), and all of it if the
+            // unpack failed: the digest check below says whether the data or the layer was bad.
+            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            Some(layer)
+        } else {
+            io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
+            None
+        };
+        w.commit()?;
+        let ahead = match (ahead, unpacked) {
+            (Some(layer), Some((diff_id, files))) => Some(UnpackedAhead {
+                layer: layer?,
+                compression,
+                diff_id: Some(diff_id),
+                size: files,
+            }),
+            (Some(layer), None) => return Err(layer.err().unwrap_or_else(|| Error::Malformed(format!("layer {digest} not unpacked")))),
+            (None, _) => None,
+        };
+        Ok(IngestedLayer { ahead })
+    }
+
+    /// Puts a pulled image: `layers` (blobs stored and leased; with what
+    /// [`ImageStore::ingest_layer`] unpacked of them, if anything) are placed in order, each
+    /// checked against the config's diff ids, then the manifest and config are stored and the
+    /// image is put with `refs` (its tag and its repository digest).
+    pub fn put_pulled_image(
+        &self,
+        config_bytes: &[u8],
+        manifest_bytes: &[u8],
+        layers: &[PulledLayer],
+        mut ingested: Vec<Option<IngestedLayer>>,
+        refs: &[Reference],
+        lease: &str,
+    ) -> Result<Digest> {
+        let config = ImageConfig::parse(config_bytes)?;
+        if config.rootfs.diff_ids.len() != layers.len() {
+            return Err(Error::Malformed(format!(
+                "manifest has {} layers, its config {}",
+                layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        ingested.resize_with(layers.len(), || None);
+        let mut chains: Vec<ChainId> = Vec::new();
+        for d in &config.rootfs.diff_ids {
+            chains.push(super::chain_id(chains.last(), d));
+        }
+        self.meta.lease_add(lease, &[], &chains)?;
+        let mut parent: Option<ChainId> = None;
+        for ((l, diff_id), ing) in layers.iter().zip(&config.rootfs.diff_ids).zip(ingested) {
+            let c = manifest::layer_compression(&l.media_type)?;
+            let ahead = ing.and_then(|i| i.ahead);
+            let rec = self.place_layer(&l.digest, Some(c), diff_id, parent.as_ref(), ahead)?;
+            parent = Some(rec.chain_id);
+        }
+        let blobs: Vec<_> = layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.media_type.clone(), l.size))
+            .collect();
+        let id = self.put_image_docs(config_bytes, &config, manifest_bytes, &blobs, refs, lease)?;
+        // An image already present keeps the manifest it had; a pull names the registry's.
+        self.meta
+            .set_manifest(&id, &Digest::of(manifest_bytes), &blobs.iter().map(|b| b.0.clone()).collect::<Vec<_>>())?;
+        Ok(id)
+    }
+
+    /// The manifest to push for image `id`. Layers stored uncompressed are gzipped first, in
+    /// parallel, into the content store, and the image then keeps the compressed manifest, so
+    /// that a second push finds every blob already there.
+    pub fn push_manifest(&self, id: &Digest) -> Result<PushManifest> {
+        let rec = self.meta.image(id)?;
+        let mdigest = rec
+            .manifest
+            .clone()
+            .ok_or_else(|| Error::NotFound(format!("image {id} has no manifest to push")))?;
+        let bytes = self.content.read_verified(&mdigest)?;
+        let m = manifest::parse_manifest(&bytes)?;
+        let media_type = m
+            .media_type()
+            .as_ref()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| media_types::OCI_MANIFEST.to_owned());
+        let layer_descs: Vec<(Digest, u64, String)> = m
+            .layers()
+            .iter()
+            .map(|l| Ok((manifest::descriptor_digest(l)?, l.size(), l.media_type().to_string())))
+            .collect::<Result<_>>()?;
+        let config = manifest::descriptor_digest(m.config())?;
+        let config_size = m.config().size();
+        let config_media_type = m.config().media_type().to_string();
+        let plain = layer_descs
+            .iter()
+            .any(|(_, _, t)| Compression::from_media_type(t) == Some(Compression::None));
+        if !plain {
+            return Ok(PushManifest {
+                digest: mdigest,
+                bytes,
+                media_type,
+                config,
+                config_size,
+                config_media_type,
+                layers: layer_descs,
+            });
+        }
+        self.with_lease(|lease| -> Result<PushManifest> {
+            let layers = std::thread::scope(|s| {
+                let handles: Vec<_> = layer_descs
+                    .iter()
+                    .map(|(d, size, t)| {
+                        s.spawn(move || -> Result<(Digest, u64, String)> {
+                            if Compression::from_media_type(t) != Some(Compression::None) {
+                                return Ok((d.clone(), *size, t.clone()));
+                            }
+                            self.gzip_blob(d, lease)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let doc = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": media_types::OCI_MANIFEST,
+                "config": { "mediaType": config_media_type, "digest": config, "size": config_size },
+                "layers": layers.iter().map(|(d, size, t)| serde_json::json!({
+                    "mediaType": t, "digest": d, "size": size,
+                })).collect::<Vec<_>>(),
+            });
+            let bytes = serde_json::to_vec(&doc).map_err(|e| Error::Malformed(e.to_string()))?;
+            let digest = Digest::of(&bytes);
+            self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
+            self.content.write_blob(&bytes, Some(&digest))?;
+            let blobs: Vec<Digest> = layers.iter().map(|l| l.0.clone()).collect();
+            self.meta.set_manifest(id, &digest, &blobs)?;
+            Ok(PushManifest {
+                digest,
+                bytes,
+                media_type: media_types::OCI_MANIFEST.to_owned(),
+                config: config.clone(),
+                config_size,
+                config_media_type: config_media_type.clone(),
+                layers,
+            })
+        })
+    }
+
+    /// Gzips an uncompressed layer blob into the content store (leased).
+    fn gzip_blob(&self, d: &Digest, lease: &str) -> Result<(Digest, u64, String)> {
+        let mut src = self.content.open_blob(d)?;
+        let w = self.content.writer(None, None)?;
+        // Level 1: pushing is bound by compression speed, and random-ish layer data gains
+        // little from more effort.
+        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
+        io::copy(&mut src, &mut gz).map_err(|e| Error::io("compress layer", d.to_string(), e))?;
+        let mut w = gz
+            .finish()
+            .map_err(|e| Error::io("compress layer", d.to_string(), e))?;
+        w.flush().map_err(|e| Error::io("compress layer", d.to_string(), e))?;
+        // Reference first, then publish (see crate::gc): the digest is known before commit.
+        let (digest, size) = {
+            let _hold = self.content.hold_off_gc();
+            let (digest, size) = w.commit()?;
+            self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
+            (digest, size)
+        };
+        Ok((digest, size, media_types::OCI_LAYER_GZIP.to_owned()))
+    }
+}
