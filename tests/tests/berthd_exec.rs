@@ -392,3 +392,94 @@ fn healthchecks_status_ps_filters_events() {
     let leaks = d.leaks();
     assert!(leaks.is_empty(), "{leaks:?}");
 }
+
+/// A raw hijacked attach or exec start on the socket: the request line, then (after the 101
+/// answer) the stream. Returns the connection, positioned after the response headers.
+fn hijack(d: &Berthd, method_path: &str, body: &str) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    write!(
+        s,
+        "{method_path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "connection closed in the headers: {}", String::from_utf8_lossy(&head));
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// Reads until `want` shows up (the container's echo), so a detach does not race the output.
+fn read_until(s: &mut std::os::unix::net::UnixStream, want: &str) {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(want) {
+        let n = s.read(&mut b).expect("read");
+        assert!(n > 0, "closed before {want:?}: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+}
+
+/// Reads until EOF; a detach closes the connection.
+fn read_to_eof(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("the daemon closes the stream on detach");
+    out
+}
+
+#[test]
+fn detach_keys_on_the_daemon_side() {
+    use std::io::Write;
+    if !root() {
+        return;
+    }
+    let d = daemon();
+    // Default keys on attach (TTY): echo works, ctrl-p ctrl-q ends the attach, the container runs on.
+    let id = d.ok(&["run", "-dit", "busybox", "cat"]);
+    let mut s = hijack(&d, &format!("POST /containers/{id}/attach?stream=1&stdin=1&stdout=1"), "");
+    s.write_all(b"hello\n").unwrap();
+    read_until(&mut s, "hello");
+    s.write_all(b"\x10").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.write_all(b"\x11").unwrap();
+    read_to_eof(&mut s);
+    assert_eq!(inspect(&d, "{{.State.Running}}", &id), "true");
+    // Custom keys; a lone ctrl-p is passed on as typed.
+    let mut s = hijack(&d, &format!("POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&detachKeys=ctrl-a,x"), "");
+    s.write_all(b"again\x10\n").unwrap();
+    read_until(&mut s, "again^P");
+    s.write_all(b"\x01x").unwrap();
+    read_to_eof(&mut s);
+    assert_eq!(inspect(&d, "{{.State.Running}}", &id), "true");
+    let bad = std::process::Command::new("curl")
+        .args(["-s", "-w", "%{http_code}", "--unix-socket", d.socket.to_str().unwrap(), "-X", "POST"])
+        .arg(format!("http://berth/containers/{id}/attach?stream=1&stdin=1&detachKeys=ctrl-1"))
+        .output()
+        .unwrap();
+    let bad = String::from_utf8_lossy(&bad.stdout).into_owned();
+    assert!(bad.contains("Invalid detach keys (ctrl-1) provided") && bad.ends_with("400"), "{bad}");
+    // Exec: the keys the exec was created with.
+    let create = r#"{"AttachStdin":true,"AttachStdout":true,"Tty":true,"DetachKeys":"ctrl-e","Cmd":["cat"]}"#;
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket", d.socket.to_str().unwrap(), "-X", "POST", "-H", "Content-Type: application/json", "-d", create])
+        .arg(format!("http://berth/containers/{id}/exec"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let exec_id = v["Id"].as_str().unwrap().to_owned();
+    let mut s = hijack(&d, &format!("POST /exec/{exec_id}/start"), r#"{"Detach":false,"Tty":true}"#);
+    s.write_all(b"in exec\n").unwrap();
+    read_until(&mut s, "in exec");
+    s.write_all(b"\x05").unwrap();
+    read_to_eof(&mut s);
+    assert_eq!(inspect(&d, "{{.State.Running}}", &id), "true");
+    d.ok(&["rm", "-f", &id]);
+}

@@ -64,7 +64,8 @@ pub(crate) struct Execs {
 }
 
 /// Docker's `term.ToBytes`: "ctrl-p,ctrl-q" or single characters, comma separated.
-fn detach_key_bytes(keys: &str) -> Result<Vec<u8>> {
+/// Docker's detach key syntax (`ctrl-p,ctrl-q`, `ctrl-@`, single characters) as bytes.
+pub fn detach_key_bytes(keys: &str) -> Result<Vec<u8>> {
     let bad = || Error::InvalidParameter(format!("Invalid escape keys ({keys}) provided"));
     let mut out = Vec::new();
     for k in keys.split(',').map(str::trim) {
@@ -223,6 +224,13 @@ impl Engine {
 
     /// The checks of `POST /exec/{id}/start` that answer with an HTTP error (before a stream is
     /// hijacked); marks the exec as started. Returns whether it has a TTY.
+    /// The sequence that detaches a client from this exec (Docker's default unless the
+    /// exec was created with its own).
+    pub fn exec_detach_keys(&self, id: &str) -> Result<Vec<u8>> {
+        let e = self.exec_get(id)?;
+        Ok(if e.detach_keys.is_empty() { vec![16, 17] } else { e.detach_keys.clone() })
+    }
+
     pub fn exec_begin(&self, id: &str) -> Result<bool> {
         let e = self.exec_get(id)?;
         let rec = self.get(&e.container_id).map_err(|_| Error::no_such_container(&e.container_id))?;

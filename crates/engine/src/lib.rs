@@ -38,6 +38,7 @@ use berth_image::store::ImageStore;
 pub use berth_network::BridgeOptions;
 pub use config::EngineConfig;
 pub use error::{Error, Result};
+pub use exec::detach_key_bytes;
 pub use lifecycle::WaitCondition;
 pub use query::ListOptions;
 pub use snapshot_ops::CommitRequest;

@@ -11,7 +11,7 @@ use berth_engine::AttachRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::params::{flag, Query as Q};
 use crate::routes::{blocking, State as S};
 
@@ -34,6 +34,7 @@ async fn past_logs(e: &S, id: &str, want: AttachRequest) -> Vec<u8> {
 pub async fn attach(State(e): State<S>, Path(id): Path<String>, Query(q): Query<Q>, mut req: Request) -> ApiResult<Response> {
     let want = AttachRequest { stdin: flag(&q, "stdin"), stdout: flag(&q, "stdout"), stderr: flag(&q, "stderr") };
     let (stream, logs) = (flag(&q, "stream"), flag(&q, "logs"));
+    let keys = crate::detach::parse(q.get("detachKeys").map_or("", String::as_str)).map_err(ApiError::bad_request)?;
     let upgrade = req.headers().get(header::UPGRADE).is_some();
     let tty = {
         let (e, id) = (e.clone(), id.clone());
@@ -69,8 +70,8 @@ pub async fn attach(State(e): State<S>, Path(id): Path<String>, Query(q): Query<
         if std_stream.set_nonblocking(true).is_err() {
             return;
         }
-        let Ok(mut monitor) = tokio::net::UnixStream::from_std(std_stream) else { return };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
+        let Ok(monitor) = tokio::net::UnixStream::from_std(std_stream) else { return };
+        crate::detach::session(client, monitor, keys).await;
     });
     let resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

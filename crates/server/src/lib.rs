@@ -2,6 +2,7 @@
 //! Requests may carry a `/vX.YY` prefix (clients pin the version they negotiated); it is checked
 //! and stripped before routing. Blocking engine calls run on tokio's blocking pool.
 
+mod detach;
 mod error;
 mod hijack;
 mod params;

@@ -41,6 +41,10 @@ async fn start(State(e): State<S>, Path(id): Path<String>, mut req: Request) -> 
         blocking(move || e.exec_begin(&id)).await?
     };
     let console = sr.console_size.clone();
+    let keys = {
+        let (e, id) = (e.clone(), id.clone());
+        blocking(move || e.exec_detach_keys(&id)).await?
+    };
     if sr.detach {
         blocking(move || e.exec_run(&id, console.as_deref(), true).map(drop)).await?;
         return Ok(StatusCode::OK.into_response());
@@ -57,8 +61,8 @@ async fn start(State(e): State<S>, Path(id): Path<String>, mut req: Request) -> 
                 if std_stream.set_nonblocking(true).is_err() {
                     return;
                 }
-                let Ok(mut monitor) = tokio::net::UnixStream::from_std(std_stream) else { return };
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
+                let Ok(monitor) = tokio::net::UnixStream::from_std(std_stream) else { return };
+                crate::detach::session(client, monitor, keys).await;
             }
             Ok(Err(err)) => {
                 let text = format!("{err}\r\n");
