@@ -34,8 +34,14 @@ fn run_it_detach_and_reattach() {
     assert_eq!(d.ok(&["inspect", "-f", "{{.State.Status}}", "tt"]), "running");
     tmux(&["-S", s, "kill-session", "-t", "t"]);
     tmux(&["-S", s, "new-session", "-d", "-s", "a", "-x", "100", "-y", "30", &format!("{env} docker attach tt; echo ATTACH=$?; sleep 30")]);
-    std::thread::sleep(Duration::from_millis(500));
     let pane2 = || tmux(&["-S", s, "capture-pane", "-t", "a", "-p"]);
+    // Attached once an Enter brings the shell's prompt back (the CLI may take a while to
+    // connect on a loaded machine).
+    poll("the re-attach", Duration::from_secs(20), || {
+        tmux(&["-S", s, "send-keys", "-t", "a", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+        pane2().contains("/ #").then_some(())
+    });
     tmux(&["-S", s, "send-keys", "-t", "a", "echo again-$((7*7))", "Enter"]);
     poll("input after re-attach", Duration::from_secs(10), || pane2().contains("again-49").then_some(()));
     tmux(&["-S", s, "send-keys", "-t", "a", "exit 3", "Enter"]);
