@@ -246,11 +246,13 @@ impl Drop for Berthd {
         for base in cgroup_bases() {
             remove_cgroup_tree(&base.join(&self.cgroup_parent));
         }
-        // A daemon that did not shut down cleanly leaves its bridge.
+        // A daemon that did not shut down cleanly leaves its bridge and its nftables table.
         if let Some(b) = self.bridge() {
             if Path::new("/sys/class/net").join(&b).exists() {
                 let _ = Command::new("ip").args(["link", "delete", &b]).status();
             }
+            let table = if b == "berth0" { "berth".to_owned() } else { format!("berth-{b}") };
+            let _ = Command::new("nft").args(["delete", "table", "ip", &table]).stderr(Stdio::null()).status();
         }
     }
 }

@@ -165,9 +165,13 @@ fn daemon_kill9_keeps_network() {
     let (bridge, _bip, args) = net_args(3);
     let mut d = Berthd::start_with(args);
     d.import_busybox("busybox");
-    d.ok(&["run", "-d", "--name", "na", "busybox", "sleep", "300"]);
+    let port = free_port();
+    d.ok(&["run", "-d", "--name", "na", "-h", "nahost", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     d.ok(&["run", "-d", "--name", "nb", "busybox", "sleep", "300"]);
     let ip_a = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "na"]);
+    berth_e2e::dockerd::poll("httpd to answer", std::time::Duration::from_secs(10), || {
+        (http_hostname(&format!("127.0.0.1:{port}")) == "nahost").then_some(())
+    });
     d.kill9();
     assert!(link_exists(&bridge));
     expect_ports(&bridge, 2);
@@ -175,6 +179,8 @@ fn daemon_kill9_keeps_network() {
     // Same address after the restart, still reachable; a new container gets another one.
     assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "na"]), ip_a);
     d.ok(&["exec", "nb", "ping", "-c", "1", "-W", "5", &ip_a]);
+    assert_eq!(http_hostname(&format!("127.0.0.1:{port}")), "nahost", "published port after the restart");
+    assert_eq!(d.ok(&["port", "na", "80"]), format!("127.0.0.1:{port}"));
     d.ok(&["run", "-d", "--name", "nc", "busybox", "sleep", "300"]);
     let ip_c = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "nc"]);
     assert_ne!(ip_c, ip_a);

@@ -93,6 +93,9 @@ struct Side<'a> {
 struct Row {
     run: Duration,
     run_none: Duration,
+    /// Median of the paired differences (bridge run minus the `none` run right after it), ms:
+    /// pairs cancel most of the load drift of a shared machine.
+    net_ms: f64,
     exec: Duration,
     exec_api: Duration,
     detached: Duration,
@@ -106,23 +109,27 @@ struct Row {
 fn measure(s: &Side, a: &Args) -> Result<Row, String> {
     let mut r = Row::default();
     let run = |extra: &[&str]| -> Result<Duration, String> {
-        let mut v = Vec::new();
-        for _ in 0..a.iterations {
-            let mut args = vec!["run", "--rm"];
-            args.extend_from_slice(&s.run_args);
-            args.extend_from_slice(extra);
-            args.extend_from_slice(&["busybox", "true"]);
-            v.push(timed((s.docker)(&args))?);
-        }
-        Ok(median(v))
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(&s.run_args);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "true"]);
+        timed((s.docker)(&args))
     };
-    let mut warm = vec!["run", "--rm"];
-    warm.extend_from_slice(&s.run_args);
-    warm.extend_from_slice(&["busybox", "true"]);
-    timed((s.docker)(&warm))?;
-    r.run = run(&[])?;
-    r.run_none = run(&["--network", "none"])?;
-    r.run_volumes = run(&["--network", "none", "-v", "benchvol:/data", "-v", "/anon"])?;
+    run(&[])?;
+    let (mut bridge, mut none, mut diff, mut vols) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..a.iterations {
+        let b = run(&[])?;
+        let n = run(&["--network", "none"])?;
+        diff.push(b.as_secs_f64() * 1e3 - n.as_secs_f64() * 1e3);
+        bridge.push(b);
+        none.push(n);
+        vols.push(run(&["--network", "none", "-v", "benchvol:/data", "-v", "/anon"])?);
+    }
+    diff.sort_by(f64::total_cmp);
+    r.net_ms = diff.get(diff.len() / 2).copied().unwrap_or_default();
+    r.run = median(bridge);
+    r.run_none = median(none);
+    r.run_volumes = median(vols);
     (r.exec, r.exec_api) = exec_median(s, a)?;
     let t = Instant::now();
     for _ in 0..a.detached {
@@ -323,7 +330,6 @@ fn run(a: &Args) -> Result<(), String> {
     let rows = [
         (format!("run --rm busybox true (median of {})", a.iterations), dk.run, bt.run),
         ("run --rm --network none busybox true".to_owned(), dk.run_none, bt.run_none),
-        ("network cost: bridge minus none".to_owned(), dk.run.saturating_sub(dk.run_none), bt.run.saturating_sub(bt.run_none)),
         (format!("exec CTR true (median of {})", a.iterations.max(1) * 2), dk.exec, bt.exec),
         ("exec: create+start+inspect on the socket".to_owned(), dk.exec_api, bt.exec_api),
         (format!("{} detached sleep containers (total)", a.detached), dk.detached, bt.detached),
@@ -334,10 +340,17 @@ fn run(a: &Args) -> Result<(), String> {
     for (name, d, b) in &rows {
         println!("{name:<44} {:>12} {:>12} {:>12}", ms(*d), ms(*b), ratio(*b, *d));
     }
+    println!(
+        "{:<44} {:>12} {:>12} {:>12}",
+        "network cost: bridge run minus none run",
+        format!("{:.2}ms", dk.net_ms),
+        format!("{:.2}ms", bt.net_ms),
+        format!("{:.3}x", bt.net_ms / dk.net_ms)
+    );
     if let Some(p) = podman {
         println!("{:<44} {:>12} {:>12} {:>12}", "podman (same CLI-level operations)", "podman", "berth", "berth/podman");
         let rows = rows.iter().filter(|r| !r.0.contains("socket"));
-        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.run.saturating_sub(p.run_none), p.exec, p.detached]) {
+        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.exec, p.detached]) {
             println!("{name:<44} {:>12} {:>12} {:>12}", ms(p), ms(*b), ratio(*b, p));
         }
     }

@@ -85,4 +85,15 @@ mod tests {
         assert_eq!(r, "search lan\nnameserver 10.0.0.2\n");
         assert!(super::resolv_conf("nameserver 127.0.0.1\n").contains("8.8.8.8"));
     }
+
+    #[test]
+    fn hosts_name_the_container_by_its_address() {
+        let d = tempfile::tempdir().unwrap();
+        let p = super::EtcPaths::in_dir(d.path());
+        super::write_all(&p, Some("10.1.0.5".parse().unwrap()), "web", "", false, &[]).unwrap();
+        let hosts = std::fs::read_to_string(&p.hosts).unwrap();
+        assert!(hosts.contains("10.1.0.5\tweb\n") && !hosts.contains("127.0.1.1"), "{hosts}");
+        super::write_all(&p, None, "web", "", false, &[]).unwrap();
+        assert!(std::fs::read_to_string(&p.hosts).unwrap().contains("127.0.1.1\tweb\n"));
+    }
 }

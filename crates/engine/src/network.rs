@@ -231,3 +231,38 @@ impl Engine {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        let h = |m: &str| HostConfig { network_mode: m.into(), ..Default::default() };
+        assert_eq!(NetMode::of(&h("")).unwrap(), NetMode::Bridge);
+        assert_eq!(NetMode::of(&h("default")).unwrap(), NetMode::Bridge);
+        assert_eq!(NetMode::of(&h("none")).unwrap(), NetMode::None);
+        assert_eq!(NetMode::of(&h("container:web")).unwrap(), NetMode::Container("web".into()));
+        assert!(matches!(NetMode::of(&h("container:")), Err(Error::InvalidParameter(_))));
+        assert!(matches!(NetMode::of(&h("mynet")), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn publish_requests() {
+        let config: ContainerConfig = serde_json::from_value(serde_json::json!({"ExposedPorts": {"80/tcp": {}, "53/udp": {}}})).unwrap();
+        let mut host: HostConfig = serde_json::from_value(serde_json::json!({
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}, {"HostIp": "", "HostPort": "8081"}]}
+        }))
+        .unwrap();
+        let r = port_requests(&config, &host).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].host_ip.to_string(), r[0].host_ports), ("127.0.0.1".into(), Some((8080, 8080))));
+        // -P adds every exposed port not bound yet, on any free host port.
+        host.publish_all_ports = true;
+        let r = port_requests(&config, &host).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[2].container_port, r[2].proto, r[2].host_ports), (53, berth_network::Proto::Udp, None));
+        host.port_bindings = Some([("80/sctp".to_string(), None)].into());
+        assert!(port_requests(&config, &host).is_err());
+    }
+}

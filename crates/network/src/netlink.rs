@@ -153,6 +153,23 @@ impl Rtnl {
         }
     }
 
+    /// A link's IPv4 addresses with their prefixes.
+    pub fn addresses_v4(&mut self, index: u32) -> Result<Vec<Ipv4Net>> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet;
+        let all = self.dump(RouteNetlinkMessage::GetAddress(m), "list addresses")?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip)) => Ipv4Net::new(*ip, a.header.prefix_len).ok(),
+                    _ => None,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The IPv4 destinations of the main table, default route excluded.
     pub fn routes_v4(&mut self) -> Result<Vec<Ipv4Net>> {
         let mut m = RouteMessage::default();
@@ -215,6 +232,17 @@ pub fn add_address(index: u32, net: Ipv4Net, what: &str) -> Req {
         AddressAttribute::Broadcast(net.broadcast()),
     ];
     Req::new(RouteNetlinkMessage::NewAddress(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, format!("add address {net} to {what}"))
+}
+
+pub fn del_address(index: u32, net: Ipv4Net, what: &str) -> Req {
+    let mut m = AddressMessage::default();
+    m.header.family = AddressFamily::Inet;
+    m.header.prefix_len = net.prefix_len();
+    m.header.index = index;
+    m.attributes = vec![AddressAttribute::Local(net.addr().into())];
+    let mut r = Req::new(RouteNetlinkMessage::DelAddress(m), NLM_F_ACK, format!("remove address {net} from {what}"));
+    r.ok_errnos = &[libc::EADDRNOTAVAIL];
+    r
 }
 
 pub fn default_route(oif: u32, gateway: Ipv4Addr) -> Req {

@@ -97,7 +97,11 @@ impl NetOps for Kernel {
                 nl.link_index(name)?.ok_or_else(|| Error::Internal(format!("bridge {name} vanished after its creation")))?
             }
         };
-        nl.batch(vec![netlink::add_address(index, gateway, name), netlink::set_up(index, name)])?;
+        // A bridge kept from an earlier subnet (a changed --bip) loses its old addresses.
+        let stale = nl.addresses_v4(index)?.into_iter().filter(|a| *a != gateway).map(|a| netlink::del_address(index, a, name));
+        let mut reqs: Vec<_> = stale.collect();
+        reqs.extend([netlink::add_address(index, gateway, name), netlink::set_up(index, name)]);
+        nl.batch(reqs)?;
         // Lets DNATed 127.0.0.1 traffic leave through the bridge (ports published on loopback).
         let p = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
         std::fs::write(&p, "1").map_err(|e| Error::io(format!("write {p}"), e))?;

@@ -62,6 +62,13 @@ fn bridge_endpoint_cycle() {
         assert!(!link_exists(&ep.veth), "veth left");
     });
     let _ = b.detach(&id);
+    drop(b);
+    // Reopened with another bip (no endpoint left): the bridge has only the new address.
+    let opts = BridgeOptions { name: name.clone(), bip: Some("10.231.6.1/24".into()), mtu: 1500 };
+    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns")).unwrap();
+    let addrs = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", &name]).output().unwrap();
+    let addrs = String::from_utf8_lossy(&addrs.stdout).into_owned();
+    assert!(addrs.contains("10.231.6.1/24") && !addrs.contains("10.231.7.1"), "{addrs}");
     assert!(b.shutdown().unwrap());
     assert!(!link_exists(&name));
     assert_eq!(nft_list(&format!("berth-{name}")), "", "table left after shutdown");
