@@ -30,6 +30,7 @@ pub(crate) fn path_and_args(cfg: &ContainerConfig) -> Result<(String, Vec<String
 
 impl Engine {
     pub fn create(&self, name: Option<&str>, mut config: ContainerConfig, mut host: HostConfig) -> Result<Created> {
+        berth_runtime::timing::mark("engine create: begin");
         let image_ref = config.image.clone();
         if image_ref.is_empty() {
             return Err(Error::InvalidParameter("config cannot be empty in order to create a container".into()));
@@ -104,6 +105,7 @@ impl Engine {
             c.insert(id.clone(), rec.clone());
         }
         self.emit(&rec, "create", &[]);
+        berth_runtime::timing::mark("engine create: done");
         Ok(Created { id, warnings })
     }
 

@@ -79,8 +79,11 @@ impl Engine {
         let id = rec.id.as_str();
         let bundle = self.bundle_dir(id);
         let rootfs = bundle.join("rootfs");
+        let mark = berth_runtime::timing::mark;
+        mark("engine start: begin");
         self.clean_runtime_leftovers(id);
         std::fs::create_dir_all(&rootfs).map_err(|e| Error::io("create", &rootfs, e))?;
+        mark("engine start: leftovers cleaned");
         // Torn down by its guard if anything below fails before the monitor runs.
         let net = self.prepare_network(rec)?;
         let rec = &match &net.shared_with {
@@ -91,8 +94,11 @@ impl Engine {
             })?,
             _ => rec.clone(),
         };
+        mark("engine start: network");
         self.write_container_files(rec, net.ip, net.shared_with.as_ref())?;
+        mark("engine start: files");
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
+        mark("engine start: mounted");
         let spec = match self.build_spec(rec, &rootfs, net.net_ns.clone()) {
             Ok(s) => s,
             Err(e) => {
@@ -105,6 +111,7 @@ impl Engine {
             let _ = mount.unmount();
             return Err(Error::Internal(format!("write {}: {e}", cfg_path.display())));
         }
+        mark("engine start: spec written");
         unlink(&berth_monitor::exit_path(&bundle));
         let (log_path, log) = match self.log_settings(rec) {
             Ok(Some((p, s))) => (Some(p), s),
@@ -139,6 +146,7 @@ impl Engine {
                 return Err(self.start_failed(rec, e.to_string()));
             }
         };
+        mark("engine start: monitor spawned, container created");
         // The monitor owns the mount from here: it unmounts it when the container ends, and
         // the exit handler tears the network down.
         let _ = mount.into_path();
@@ -163,6 +171,7 @@ impl Engine {
             Ok(())
         })?;
         self.watch(id.to_owned(), monitor);
+        mark("engine start: recorded");
         if let Err(e) = berth_runtime::container::start(&self.cfg.runtime_root(), id) {
             // The monitor records the exit of the init we now kill.
             let _ = berth_runtime::container::kill(&self.cfg.runtime_root(), id, libc::SIGKILL, true);
@@ -170,6 +179,7 @@ impl Engine {
         }
         self.emit(rec, "start", &[]);
         self.health_started(id);
+        mark("engine start: done");
         Ok(())
     }
 
