@@ -159,9 +159,11 @@ mod tests {
     use super::*;
 
     fn record() -> Record {
-        let mut config = berth_api::container_config::ContainerConfig::default();
-        config.labels = Some([("team", "a"), ("tier", "web"), ("x", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
-        config.env = Some(vec!["APP_A=1".into(), "APP_B=2".into(), "HOME=/root".into(), "EMPTY=".into()]);
+        let config = berth_api::container_config::ContainerConfig {
+            labels: Some([("team", "a"), ("tier", "web"), ("x", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            env: Some(vec!["APP_A=1".into(), "APP_B=2".into(), "HOME=/root".into(), "EMPTY=".into()]),
+            ..Default::default()
+        };
         Record {
             id: "0123456789abcdef0123".into(),
             name: "web".into(),
