@@ -373,3 +373,24 @@ impl Engine {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_and_until_values() {
+        assert_eq!(to_nanos("1700000000").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(to_nanos("1700000000.5").unwrap(), 1_700_000_000_500_000_000);
+        assert_eq!(to_nanos("1700000000.000000001").unwrap(), 1_700_000_000_000_000_001);
+        assert_eq!(to_nanos("2023-11-14T22:13:20.25Z").unwrap(), 1_700_000_000_250_000_000);
+        assert!(to_nanos("yesterday").is_err());
+    }
+
+    #[test]
+    fn details_are_query_escaped() {
+        let mut v = Vec::new();
+        query_escape(&mut v, "a b/c=d,é~_.-");
+        assert_eq!(String::from_utf8(v).unwrap(), "a+b%2Fc%3Dd%2C%C3%A9~_.-");
+    }
+}
