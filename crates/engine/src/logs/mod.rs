@@ -256,6 +256,9 @@ impl Engine {
             if !follow {
                 return Ok(());
             }
+            // Asked before looking for a rotation: once the container is no longer live, the
+            // monitor has written (and rotated) for the last time.
+            let live_before = self.live(&rec.id);
             match std::fs::metadata(&path) {
                 Ok(m) if m.ino() == cur_ino => {
                     // max-file=1 truncates the file in place.
@@ -299,7 +302,7 @@ impl Engine {
                     continue;
                 }
             }
-            if !self.live(&rec.id) {
+            if !live_before {
                 // One more pass: the last lines may have landed after the read above.
                 if !em.all(&mut live, &path)? {
                     return em.flush();
