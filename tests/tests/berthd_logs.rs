@@ -233,6 +233,7 @@ fn bad_log_opts_are_refused_at_create() {
         (vec!["--log-opt", "max-file=1", "--log-opt", "compress=true"], "compress cannot be true when max-file is less than 2 or max-size is not set"),
         (vec!["--log-opt", "env-regex=("], "error parsing regexp"),
         (vec!["--log-driver", "local", "--log-opt", "tag=x"], "unknown log opt 'tag' for log driver local"),
+        (vec!["--log-driver", "local", "--log-opt", "max-file=1"], "compression cannot be enabled when max file count is 1"),
         (vec!["--log-driver", "syslog"], "logger: no log driver named 'syslog' is registered"),
     ] {
         let mut args = vec!["create"];

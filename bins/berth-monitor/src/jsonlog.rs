@@ -91,11 +91,18 @@ impl JsonLog {
                 }
             }
         }
-        self.flush();
+    }
+
+    /// Entries encoded but not written yet: the relay writes them once the container's output
+    /// pipes are drained (or FLUSH_AT is reached), so a fast writer costs one write() per
+    /// FLUSH_AT bytes rather than one per read.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Lets go of the write buffer (kept between writes while output flows).
     pub(crate) fn shrink(&mut self) {
+        self.flush();
         self.out = Vec::new();
     }
 
@@ -150,7 +157,7 @@ impl JsonLog {
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.out.is_empty() {
             return;
         }
@@ -165,7 +172,7 @@ impl JsonLog {
 }
 
 fn memchr_nl(data: &[u8]) -> Option<usize> {
-    data.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', data)
 }
 
 fn clear(mut v: Vec<u8>) -> Vec<u8> {

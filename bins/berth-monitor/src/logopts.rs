@@ -34,8 +34,8 @@ pub struct LogSettings {
 const JSON_FILE_KEYS: &[&str] = &["max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"];
 const LOCAL_KEYS: &[&str] = &["max-file", "max-size", "compress"];
 
-/// The local driver's defaults (Docker's).
-pub const LOCAL_DEFAULT_MAX_SIZE: u64 = 20 * 1000 * 1000;
+/// The local driver's defaults (Docker's: 20 MiB, while sizes given are decimal).
+pub const LOCAL_DEFAULT_MAX_SIZE: u64 = 20 * 1024 * 1024;
 pub const LOCAL_DEFAULT_MAX_FILES: u32 = 5;
 
 /// Checks `opts` for `driver` (json-file, local or none) and returns the settings they give
@@ -60,16 +60,17 @@ pub fn parse(driver: &str, opts: &BTreeMap<String, String>) -> Result<LogSetting
             });
         }
     }
-    let local = format == LogFormat::Local;
+    if format == LogFormat::Local {
+        return parse_local(opts);
+    }
     let max_size = match opts.get("max-size") {
         Some(s) => {
             let v = from_human_size(s)?;
             if v <= 0 {
-                return Err(if local { "max size should be a positive number".into() } else { "max-size must be a positive number".into() });
+                return Err("max-size must be a positive number".into());
             }
             v as u64
         }
-        None if local => LOCAL_DEFAULT_MAX_SIZE,
         None => 0,
     };
     let max_files = match opts.get("max-file") {
@@ -80,21 +81,43 @@ pub fn parse(driver: &str, opts: &BTreeMap<String, String>) -> Result<LogSetting
             }
             v.min(u32::MAX as i64) as u32
         }
-        None if local => LOCAL_DEFAULT_MAX_FILES,
         None => 1,
     };
     let compress = match opts.get("compress") {
         Some(s) => parse_bool(s)?,
-        None => local,
+        None => false,
     };
     if compress && (max_files < 2 || max_size == 0) {
-        if opts.contains_key("compress") {
-            return Err("compress cannot be true when max-file is less than 2 or max-size is not set".into());
-        }
-        // local's default compression applies only when there are rotated files.
-        return Ok(LogSettings { format, max_size, max_files, compress: false, attrs: Vec::new() });
+        return Err("compress cannot be true when max-file is less than 2 or max-size is not set".into());
     }
     Ok(LogSettings { format, max_size, max_files, compress, attrs: Vec::new() })
+}
+
+/// The local driver's options, with its defaults and its own messages.
+fn parse_local(opts: &BTreeMap<String, String>) -> Result<LogSettings, String> {
+    let max_size = match opts.get("max-size") {
+        // 0 would rotate before every entry in Docker; here it means no rotation.
+        Some(s) => from_human_size(s).map_err(|e| format!("invalid value for max-size: {s}: {e}"))?.max(0) as u64,
+        None => LOCAL_DEFAULT_MAX_SIZE,
+    };
+    let max_files = match opts.get("max-file") {
+        Some(s) => {
+            let v: i64 = s.parse().map_err(|_| format!("invalid value for max-file: {s}: strconv.Atoi: parsing {s:?}: invalid syntax"))?;
+            if v < 0 {
+                return Err("max file count cannot be less than 0".into());
+            }
+            v.clamp(1, u32::MAX as i64) as u32
+        }
+        None => LOCAL_DEFAULT_MAX_FILES,
+    };
+    let compress = match opts.get("compress") {
+        Some(s) => parse_bool(s).map_err(|e| format!("error reading compress log option: {e}"))?,
+        None => true,
+    };
+    if compress && max_files <= 1 {
+        return Err("compression cannot be enabled when max file count is 1".into());
+    }
+    Ok(LogSettings { format: LogFormat::Local, max_size, max_files, compress: compress && max_size > 0, attrs: Vec::new() })
 }
 
 /// Go's strconv.ParseBool.
@@ -184,9 +207,16 @@ mod tests {
     #[test]
     fn local_and_other_drivers() {
         let s = parse("local", &opts(&[])).unwrap();
-        assert_eq!((s.format, s.max_size, s.max_files, s.compress), (LogFormat::Local, 20_000_000, 5, true));
-        let s = parse("local", &opts(&[("max-file", "1")])).unwrap();
-        assert!(!s.compress);
+        assert_eq!((s.format, s.max_size, s.max_files, s.compress), (LogFormat::Local, 20 << 20, 5, true));
+        assert_eq!(parse("local", &opts(&[("max-file", "1")])).unwrap_err(), "compression cannot be enabled when max file count is 1");
+        let s = parse("local", &opts(&[("max-file", "1"), ("compress", "false"), ("max-size", "1k")])).unwrap();
+        assert_eq!((s.max_size, s.max_files, s.compress), (1000, 1, false));
+        assert_eq!(parse("local", &opts(&[("max-size", "1q")])).unwrap_err(), "invalid value for max-size: 1q: invalid size: '1q'");
+        assert_eq!(parse("local", &opts(&[("max-file", "-1")])).unwrap_err(), "max file count cannot be less than 0");
+        assert_eq!(
+            parse("local", &opts(&[("compress", "no")])).unwrap_err(),
+            "error reading compress log option: strconv.ParseBool: parsing \"no\": invalid syntax"
+        );
         assert_eq!(parse("local", &opts(&[("tag", "x")])).unwrap_err(), "unknown log opt 'tag' for log driver local");
         assert_eq!(parse("syslog", &opts(&[])).unwrap_err(), "logger: no log driver named 'syslog' is registered");
         assert_eq!(parse("none", &opts(&[("max-size", "1m")])).unwrap_err(), "unknown log opt 'max-size' for none log driver");

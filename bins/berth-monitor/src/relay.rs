@@ -13,7 +13,7 @@ use crate::jsonlog::JsonLog;
 use crate::{sys, MonitorConfig};
 
 /// One read of the container's output (and so the largest attach frame).
-const READ_BUF: usize = 16 * 1024;
+const READ_BUF: usize = 32 * 1024;
 /// Client input waiting for the container to read its stdin; while it is not empty, clients'
 /// stdin is not read (backpressure to the clients, no unbounded buffer).
 const INPUT_BUF: usize = 4096;
@@ -132,8 +132,23 @@ impl<'a> Relay<'a> {
                 (false, true) => IDLE_TRIM_MS,
                 (false, false) => -1,
             };
-            // SAFETY: pfds is a valid array of pollfds.
-            let n = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as libc::nfds_t, timeout) };
+            let poll = |pfds: &mut Vec<libc::pollfd>, timeout| {
+                // SAFETY: pfds is a valid array of pollfds.
+                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) }
+            };
+            let mut n = -1;
+            if self.log.as_ref().is_some_and(|l| l.has_pending()) {
+                // Log entries are written when nothing more is waiting to be read.
+                n = poll(&mut self.pfds, 0);
+                if n == 0 {
+                    if let Some(log) = &mut self.log {
+                        log.flush();
+                    }
+                }
+            }
+            if n <= 0 {
+                n = poll(&mut self.pfds, timeout);
+            }
             if n == 0 && active && !self.exiting {
                 active = false;
                 trim = true;

@@ -153,3 +153,55 @@ fn expand_tag(t: &str, rec: &Record) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        let config = berth_api::container_config::ContainerConfig {
+            labels: Some([("team", "a"), ("tier", "web"), ("x", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            env: Some(vec!["APP_A=1".into(), "APP_B=2".into(), "HOME=/root".into(), "EMPTY=".into()]),
+            ..Default::default()
+        };
+        Record {
+            id: "0123456789abcdef0123".into(),
+            name: "web".into(),
+            created: String::new(),
+            image_ref: "busybox:latest".into(),
+            image_id: "sha256:fedcba9876543210fedc".into(),
+            config,
+            host_config: HostConfig::default(),
+            path: "sh".into(),
+            args: vec![],
+            state: Default::default(),
+            restart_count: 0,
+            monitor: None,
+            manually_stopped: false,
+            has_been_started: false,
+        }
+    }
+
+    fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn attrs_from_labels_env_and_tag() {
+        let r = record();
+        let a = attrs(&r, &opts(&[("labels", "team,nope"), ("labels-regex", "^ti"), ("env", "HOME,EMPTY"), ("env-regex", "^APP_"), ("tag", "{{.Name}}/{{.ID}}/{{.ImageName}}/{{.ImageID}}")])).unwrap();
+        let got: Vec<(&str, &str)> = a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [("APP_A", "1"), ("APP_B", "2"), ("EMPTY", ""), ("HOME", "/root"), ("tag", "web/0123456789ab/busybox:latest/fedcba987654"), ("team", "a"), ("tier", "web")]
+        );
+        assert!(attrs(&r, &opts(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_regexes_are_refused_as_go_words_them() {
+        let e = check_log_opts("json-file", &opts(&[("env-regex", "(")])).unwrap_err().to_string();
+        assert!(e.starts_with("error parsing regexp: ") && e.ends_with(": `(`"), "{e}");
+        assert!(check_log_opts("json-file", &opts(&[("labels-regex", "^a+$")])).is_ok());
+    }
+}

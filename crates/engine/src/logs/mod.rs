@@ -256,6 +256,9 @@ impl Engine {
             if !follow {
                 return Ok(());
             }
+            // Asked before looking for a rotation: once the container is no longer live, the
+            // monitor has written (and rotated) for the last time.
+            let live_before = self.live(&rec.id);
             match std::fs::metadata(&path) {
                 Ok(m) if m.ino() == cur_ino => {
                     // max-file=1 truncates the file in place.
@@ -299,7 +302,7 @@ impl Engine {
                     continue;
                 }
             }
-            if !self.live(&rec.id) {
+            if !live_before {
                 // One more pass: the last lines may have landed after the read above.
                 if !em.all(&mut live, &path)? {
                     return em.flush();
@@ -371,5 +374,26 @@ impl Engine {
             "Volumes": self.volume_usage()?,
             "BuildCache": [],
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_and_until_values() {
+        assert_eq!(to_nanos("1700000000").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(to_nanos("1700000000.5").unwrap(), 1_700_000_000_500_000_000);
+        assert_eq!(to_nanos("1700000000.000000001").unwrap(), 1_700_000_000_000_000_001);
+        assert_eq!(to_nanos("2023-11-14T22:13:20.25Z").unwrap(), 1_700_000_000_250_000_000);
+        assert!(to_nanos("yesterday").is_err());
+    }
+
+    #[test]
+    fn details_are_query_escaped() {
+        let mut v = Vec::new();
+        query_escape(&mut v, "a b/c=d,é~_.-");
+        assert_eq!(String::from_utf8(v).unwrap(), "a+b%2Fc%3Dd%2C%C3%A9~_.-");
     }
 }
