@@ -10,7 +10,7 @@ use berth_api::container_config::{
     VolumeOptions,
 };
 
-use crate::cli::ContainerOpts;
+use crate::cli::{ContainerOpts, ResourceOpts};
 use crate::format::units::{parse_duration, ram_in_bytes};
 
 /// A flag value Docker would refuse: `invalid argument "v" for "--flag" flag: why`.
@@ -24,6 +24,26 @@ fn bytes(v: &Option<String>, flag: &str) -> Result<i64> {
         Some(s) if s == "-1" => Ok(-1),
         Some(s) => ram_in_bytes(s).map_err(|e| bad(s, flag, e)),
     }
+}
+
+/// The API's resources from the flags `run`, `create` and `update` share (unset ones zero).
+pub fn resources(r: &ResourceOpts) -> Result<Resources> {
+    Ok(Resources {
+        blkio_weight: r.blkio_weight.unwrap_or(0),
+        cpu_period: r.cpu_period.unwrap_or(0),
+        cpu_quota: r.cpu_quota.unwrap_or(0),
+        cpu_realtime_period: r.cpu_rt_period.unwrap_or(0),
+        cpu_realtime_runtime: r.cpu_rt_runtime.unwrap_or(0),
+        cpu_shares: r.cpu_shares.unwrap_or(0),
+        nano_cpus: nano_cpus(&r.cpus)?,
+        cpuset_cpus: r.cpuset_cpus.clone().unwrap_or_default(),
+        cpuset_mems: r.cpuset_mems.clone().unwrap_or_default(),
+        memory: bytes(&r.memory, "-m, --memory")?,
+        memory_reservation: bytes(&r.memory_reservation, "--memory-reservation")?,
+        memory_swap: bytes(&r.memory_swap, "--memory-swap")?,
+        pids_limit: r.pids_limit,
+        ..Default::default()
+    })
 }
 
 fn nanos(v: &Option<String>, flag: &str) -> Result<i64> {
@@ -373,31 +393,18 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
     };
 
     let resources = Resources {
-        cpu_shares: o.cpu_shares.unwrap_or(0),
-        memory: bytes(&o.memory, "-m, --memory")?,
-        nano_cpus: nano_cpus(&o.cpus)?,
         cgroup_parent: o.cgroup_parent.clone().unwrap_or_default(),
-        blkio_weight: o.blkio_weight.unwrap_or(0),
         blkio_weight_device: Some(vec![]),
         blkio_device_read_bps: Some(vec![]),
         blkio_device_write_bps: Some(vec![]),
         blkio_device_read_iops: Some(vec![]),
         blkio_device_write_iops: Some(vec![]),
-        cpu_period: o.cpu_period.unwrap_or(0),
-        cpu_quota: o.cpu_quota.unwrap_or(0),
-        cpu_realtime_period: o.cpu_rt_period.unwrap_or(0),
-        cpu_realtime_runtime: o.cpu_rt_runtime.unwrap_or(0),
-        cpuset_cpus: o.cpuset_cpus.clone().unwrap_or_default(),
-        cpuset_mems: o.cpuset_mems.clone().unwrap_or_default(),
         devices: Some(o.device.iter().map(|d| device(d)).collect::<Result<_>>()?),
         device_cgroup_rules: (!o.device_cgroup_rule.is_empty()).then(|| o.device_cgroup_rule.clone()),
-        memory_reservation: bytes(&o.memory_reservation, "--memory-reservation")?,
-        memory_swap: bytes(&o.memory_swap, "--memory-swap")?,
         memory_swappiness: Some(o.memory_swappiness.unwrap_or(-1)),
         oom_kill_disable: Some(o.oom_kill_disable),
-        pids_limit: o.pids_limit,
         ulimits: Some(o.ulimit.iter().map(|u| ulimit(u)).collect::<Result<_>>()?),
-        ..Default::default()
+        ..resources(&o.resources)?
     };
     if o.memory_swappiness.is_some_and(|s| !(-1..=100).contains(&s)) {
         bail!("invalid value: {}. Valid memory swappiness range is 0-100", o.memory_swappiness.unwrap_or(0));

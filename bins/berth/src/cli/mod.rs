@@ -7,7 +7,7 @@ pub mod volume;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use run_opts::{ContainerOpts, CreateArgs, RunArgs, RUN_EXAMPLES};
+pub use run_opts::{ContainerOpts, CreateArgs, ResourceOpts, RunArgs, RUN_EXAMPLES};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -293,45 +293,8 @@ pub struct RenameArgs {
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight", value_name = "uint16")]
-    pub blkio_weight: Option<u16>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// Limit the CPU real-time period in microseconds
-    #[arg(long = "cpu-rt-period", value_name = "int")]
-    pub cpu_rt_period: Option<i64>,
-    /// Limit the CPU real-time runtime in microseconds
-    #[arg(long = "cpu-rt-runtime", value_name = "int")]
-    pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "decimal")]
-    pub cpus: Option<String>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceOpts,
     /// Restart policy to apply when a container exits
     #[arg(long = "restart", value_name = "string")]
     pub restart: Option<String>,

@@ -5,6 +5,8 @@ use clap::{ArgAction, Args};
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ContainerOpts {
+    #[command(flatten)]
+    pub resources: ResourceOpts,
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach", value_name = "list")]
     pub attach: Vec<String>,
@@ -14,9 +16,6 @@ pub struct ContainerOpts {
     /// Add an annotation to the container (passed through to the OCI runtime)
     #[arg(long = "annotation", value_name = "map")]
     pub annotation: Vec<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight", value_name = "uint16")]
-    pub blkio_weight: Option<u16>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "list")]
     pub cap_add: Vec<String>,
@@ -32,30 +31,6 @@ pub struct ContainerOpts {
     /// Write the container ID to the file
     #[arg(long = "cidfile", value_name = "string")]
     pub cidfile: Option<String>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int")]
-    pub cpu_quota: Option<i64>,
-    /// Limit CPU real-time period in microseconds
-    #[arg(long = "cpu-rt-period", value_name = "int")]
-    pub cpu_rt_period: Option<i64>,
-    /// Limit CPU real-time runtime in microseconds
-    #[arg(long = "cpu-rt-runtime", value_name = "int")]
-    pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "decimal")]
-    pub cpus: Option<String>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
     /// Add a host device to the container
     #[arg(long = "device", value_name = "list")]
     pub device: Vec<String>,
@@ -137,15 +112,6 @@ pub struct ContainerOpts {
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
     /// Tune container memory swappiness (0 to 100) (default -1)
     #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
     pub memory_swappiness: Option<i64>,
@@ -170,9 +136,6 @@ pub struct ContainerOpts {
     /// PID namespace to use
     #[arg(long = "pid", value_name = "string")]
     pub pid: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform", value_name = "string")]
     pub platform: Option<String>,
@@ -281,3 +244,65 @@ pub const RUN_EXAMPLES: &str = "Examples:
   berth run -it busybox sh                    # a terminal; Ctrl-p Ctrl-q detaches
   berth run -d --name web --restart always busybox sleep 1000
   berth run --rm -m 64m --cpus 0.5 -e A=1 -v /tmp:/data:ro busybox ls /data";
+
+/// The resource flags `run`/`create` and `update` share.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceOpts {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "int")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", value_name = "int")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl ResourceOpts {
+    pub fn is_empty(&self) -> bool {
+        self.blkio_weight.is_none()
+            && self.cpu_period.is_none()
+            && self.cpu_quota.is_none()
+            && self.cpu_rt_period.is_none()
+            && self.cpu_rt_runtime.is_none()
+            && self.cpu_shares.is_none()
+            && self.cpus.is_none()
+            && self.cpuset_cpus.is_none()
+            && self.cpuset_mems.is_none()
+            && self.memory.is_none()
+            && self.memory_reservation.is_none()
+            && self.memory_swap.is_none()
+            && self.pids_limit.is_none()
+    }
+}

@@ -5,12 +5,11 @@ use std::io::{self, BufRead, IsTerminal, Write};
 
 use anyhow::{anyhow, bail, Result};
 use berth_api::client::{CommitOptions, UpdateOptions};
-use berth_api::container_config::Resources;
 
 use super::run::report_failures;
 use crate::cli::{CommitArgs, Containers, ExportArgs, KillArgs, OneContainer, PortArgs, PruneArgs, RenameArgs, RmArgs, StopArgs, TopArgs, UpdateArgs};
 use crate::format::table::TabWriter;
-use crate::format::units::{human_size, ram_in_bytes};
+use crate::format::units::human_size;
 use crate::{config, Ctx};
 
 /// Runs `f` on each container, printing the name as given on success (Docker's output).
@@ -62,49 +61,12 @@ pub fn rename(c: &Ctx, a: &RenameArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn opt_bytes(v: &Option<String>, flag: &str) -> Result<i64> {
-    match v {
-        None => Ok(0),
-        Some(s) if s == "-1" => Ok(-1),
-        Some(s) => ram_in_bytes(s).map_err(|e| anyhow!("invalid argument \"{s}\" for \"{flag}\" flag: {e}")),
-    }
-}
-
 pub fn update(c: &Ctx, a: &UpdateArgs) -> Result<i32> {
-    let nothing = a.blkio_weight.is_none()
-        && a.cpu_period.is_none()
-        && a.cpu_quota.is_none()
-        && a.cpu_rt_period.is_none()
-        && a.cpu_rt_runtime.is_none()
-        && a.cpu_shares.is_none()
-        && a.cpus.is_none()
-        && a.cpuset_cpus.is_none()
-        && a.cpuset_mems.is_none()
-        && a.memory.is_none()
-        && a.memory_reservation.is_none()
-        && a.memory_swap.is_none()
-        && a.pids_limit.is_none()
-        && a.restart.is_none();
-    if nothing {
+    if a.resources.is_empty() && a.restart.is_none() {
         bail!("you must provide one or more flags when using this command");
     }
     let u = UpdateOptions {
-        resources: Resources {
-            blkio_weight: a.blkio_weight.unwrap_or(0),
-            cpu_period: a.cpu_period.unwrap_or(0),
-            cpu_quota: a.cpu_quota.unwrap_or(0),
-            cpu_realtime_period: a.cpu_rt_period.unwrap_or(0),
-            cpu_realtime_runtime: a.cpu_rt_runtime.unwrap_or(0),
-            cpu_shares: a.cpu_shares.unwrap_or(0),
-            nano_cpus: config::nano_cpus(&a.cpus)?,
-            cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
-            cpuset_mems: a.cpuset_mems.clone().unwrap_or_default(),
-            memory: opt_bytes(&a.memory, "-m, --memory")?,
-            memory_reservation: opt_bytes(&a.memory_reservation, "--memory-reservation")?,
-            memory_swap: opt_bytes(&a.memory_swap, "--memory-swap")?,
-            pids_limit: a.pids_limit,
-            ..Default::default()
-        },
+        resources: config::resources(&a.resources)?,
         restart_policy: a.restart.as_deref().map(config::restart_policy).transpose()?,
     };
     let mut failed = Vec::new();
