@@ -20,7 +20,25 @@ pub struct Berthd {
     child: Option<Child>,
 }
 
+/// Whether end-to-end tests against berthd can run here: as root, with the docker CLI.
+/// Says why not on stderr (the test then passes without running).
+pub fn can_run() -> bool {
+    // SAFETY: getuid cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if !root {
+        eprintln!("skipped: needs root");
+    }
+    root && crate::find_in_path("docker").is_some()
+}
+
 impl Berthd {
+    /// A daemon with the busybox rootfs imported as `busybox:latest`.
+    pub fn with_busybox() -> Berthd {
+        let d = Berthd::start();
+        d.import_busybox("busybox:latest");
+        d
+    }
+
     /// Starts berthd (target/{debug,release}/berthd) and waits for its socket.
     pub fn start() -> Berthd {
         Self::start_with(Vec::new())

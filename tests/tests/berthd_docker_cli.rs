@@ -6,20 +6,7 @@ use std::time::Duration;
 use berth_e2e::berthd::Berthd;
 use berth_e2e::dockerd::poll;
 
-fn root() -> bool {
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root && berth_e2e::find_in_path("docker").is_some()
-}
 
-fn daemon() -> Berthd {
-    let d = Berthd::start();
-    d.import_busybox("busybox:latest");
-    d
-}
 
 fn state(d: &Berthd, name: &str) -> String {
     d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name])
@@ -27,7 +14,7 @@ fn state(d: &Berthd, name: &str) -> String {
 
 #[test]
 fn system_endpoints() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
     let d = Berthd::start();
@@ -46,10 +33,10 @@ fn berth_api_version() -> &'static str {
 
 #[test]
 fn run_attached_output_and_exit_codes() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"]);
     o.expect_code(0);
     assert_eq!(o.stdout, "out\n", "{o}");
@@ -88,10 +75,10 @@ fn run_attached_output_and_exit_codes() {
 
 #[test]
 fn detached_lifecycle() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let id = d.ok(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]);
     assert_eq!(id.len(), 64);
     assert_eq!(state(&d, "web"), "running 0");
@@ -145,10 +132,10 @@ fn detached_lifecycle() {
 
 #[test]
 fn containers_survive_daemon_kill9() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "long", "busybox", "sleep", "1000"]);
     d.ok(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 2; exit 7"]);
     let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "long"]);
@@ -167,10 +154,10 @@ fn containers_survive_daemon_kill9() {
 
 #[test]
 fn diff_commit_export_update_events() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let since = d.ok(&["version", "--format", "{{.Server.Version}}"]);
     assert!(!since.is_empty());
     d.ok(&["run", "--name", "fs", "busybox", "sh", "-c", "echo hi > /new; rm /bin/true; mkdir /tmp/d"]);
@@ -219,10 +206,10 @@ fn diff_commit_export_update_events() {
 
 #[test]
 fn restart_always_after_host_reboot() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "svc", "--restart", "always", "busybox", "sleep", "1000"]);
     d.ok(&["run", "-d", "--name", "oneshot", "busybox", "sleep", "1000"]);
     let old = d.ok(&["inspect", "-f", "{{.State.Pid}}", "svc"]);
@@ -246,10 +233,10 @@ fn restart_always_after_host_reboot() {
 /// container inspects, can be removed, and nothing is left on the host.
 #[test]
 fn kill9_during_lifecycle_leaves_a_consistent_state() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     for round in 0..4u64 {
         let host = d.host();
         let cfg = d.dir.path().join("docker-config");

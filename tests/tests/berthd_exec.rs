@@ -9,20 +9,7 @@ use berth_e2e::berthd::Berthd;
 use berth_e2e::dockerd::{poll, run_with_timeout};
 use berth_e2e::{find_in_path, unique_id};
 
-fn root() -> bool {
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root && find_in_path("docker").is_some()
-}
 
-fn daemon() -> Berthd {
-    let d = Berthd::start();
-    d.import_busybox("busybox:latest");
-    d
-}
 
 fn inspect(d: &Berthd, fmt: &str, name: &str) -> String {
     d.ok(&["inspect", "-f", fmt, name])
@@ -40,10 +27,10 @@ fn now_secs() -> u64 {
 
 #[test]
 fn exec_output_exit_codes_env_user_workdir() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let t0 = now_secs();
     d.ok(&["run", "-d", "--name", "ctr", "-e", "FROM_RUN=1", "busybox", "sleep", "1000"]);
     assert_eq!(d.ok(&["exec", "ctr", "echo", "hi"]), "hi");
@@ -132,10 +119,10 @@ fn exec_output_exit_codes_env_user_workdir() {
 /// The exec API where the CLI does not reach: unknown ids, a second start, inspect's shape.
 #[test]
 fn exec_api_errors_and_inspect() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "ctr", "busybox", "sleep", "1000"]);
     let script = r#"
 import docker, sys
@@ -198,10 +185,10 @@ fn python(d: &Berthd, script: &str) {
 
 #[test]
 fn python_sdk_exec_run() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let script = r#"
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -224,10 +211,10 @@ print("ok")
 
 #[test]
 fn exec_into_a_container_that_survived_a_daemon_kill9() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "long", "busybox", "sleep", "1000"]);
     d.kill9();
     d.launch();
@@ -281,11 +268,11 @@ impl Drop for Tmux {
 
 #[test]
 fn exec_it_shell_in_a_real_terminal() {
-    if !root() || find_in_path("tmux").is_none() {
+    if !berth_e2e::berthd::can_run() || find_in_path("tmux").is_none() {
         eprintln!("skipped: needs root and tmux");
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "ctr", "busybox", "sleep", "1000"]);
     let cmd = format!(
         "DOCKER_HOST={} DOCKER_CONFIG={} docker exec -it ctr sh; echo EXITED=$?; sleep 30",
@@ -305,10 +292,10 @@ fn exec_it_shell_in_a_real_terminal() {
 
 #[test]
 fn healthchecks_status_ps_filters_events() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     let t0 = now_secs();
     let status = |d: &Berthd, name: &str| inspect(d, "{{if .State.Health}}{{.State.Health.Status}}{{end}}", name);
     d.ok(&["run", "-d", "--name", "ok", "--health-cmd", "echo probing; true", "--health-interval", "200ms", "busybox", "sleep", "1000"]);
@@ -438,10 +425,10 @@ fn read_to_eof(s: &mut std::os::unix::net::UnixStream) -> Vec<u8> {
 #[test]
 fn detach_keys_on_the_daemon_side() {
     use std::io::Write;
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     // Default keys on attach (TTY): echo works, ctrl-p ctrl-q ends the attach, the container runs on.
     let id = d.ok(&["run", "-dit", "busybox", "cat"]);
     let mut s = hijack(&d, &format!("POST /containers/{id}/attach?stream=1&stdin=1&stdout=1"), "");

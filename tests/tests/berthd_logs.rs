@@ -10,20 +10,7 @@ use std::time::Duration;
 use berth_e2e::berthd::Berthd;
 use berth_e2e::dockerd::poll;
 
-fn root() -> bool {
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root && berth_e2e::find_in_path("docker").is_some()
-}
 
-fn daemon() -> Berthd {
-    let d = Berthd::start();
-    d.import_busybox("busybox:latest");
-    d
-}
 
 fn wait_exit(d: &Berthd, name: &str) {
     assert_eq!(d.ok(&["wait", name]), "0");
@@ -50,10 +37,10 @@ const WRITE_300: &str = "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1));
 
 #[test]
 fn json_file_rotates_compresses_and_reads_across_rotations() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     // Plain rotation: 1 kB files, 3 of them: only the newest ~45 lines are kept.
     d.ok(&["run", "-d", "--name", "plain", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "busybox", "sh", "-c", WRITE_300]);
     wait_exit(&d, "plain");
@@ -146,10 +133,10 @@ fn follow_exactly_once(d: &Berthd, name: &str, opts: &[&str]) {
 
 #[test]
 fn follow_across_rotations_is_exactly_once() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     follow_exactly_once(&d, "f-plain", &["--log-opt", "max-size=8k", "--log-opt", "max-file=400"]);
     follow_exactly_once(&d, "f-gz", &["--log-opt", "max-size=8k", "--log-opt", "max-file=400", "--log-opt", "compress=true"]);
     follow_exactly_once(&d, "f-local", &["--log-driver", "local", "--log-opt", "max-size=8k", "--log-opt", "max-file=400"]);
@@ -159,10 +146,10 @@ fn follow_across_rotations_is_exactly_once() {
 
 #[test]
 fn details_show_labels_env_and_tag() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&[
         "run", "--name", "det", "--label", "team=a b", "--label", "other=x", "-e", "STAGE=prod", "-e", "APP_X=1",
         "--log-opt", "labels=team,missing", "--log-opt", "env=STAGE", "--log-opt", "env-regex=^APP_", "--log-opt", "tag={{.Name}}/{{.ID}}",
@@ -185,10 +172,10 @@ fn details_show_labels_env_and_tag() {
 
 #[test]
 fn local_driver_round_trip() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["run", "--name", "loc", "--log-driver", "local", "busybox", "sh", "-c", "echo one; echo two >&2; printf 'no newline'"]);
     let (_, dir) = container_dir(&d, "loc");
     let file = dir.join("local-logs").join("container.log");
@@ -221,10 +208,10 @@ fn local_driver_round_trip() {
 
 #[test]
 fn bad_log_opts_are_refused_at_create() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     for (opts, msg) in [
         (vec!["--log-opt", "max-size=abc"], "invalid size: 'abc'"),
         (vec!["--log-opt", "max-sise=1m"], "unknown log opt 'max-sise' for json-file log driver"),
@@ -248,11 +235,11 @@ fn bad_log_opts_are_refused_at_create() {
 
 #[test]
 fn log_config_defaults() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
     // Berth's own default: json-file rotating at 20m over 5 files, shown as Docker shows options.
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["create", "--name", "c1", "busybox", "true"]);
     assert_eq!(d.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "c1"]), r#"{"Type":"json-file","Config":{"max-file":"5","max-size":"20m"}}"#);
     d.ok(&["create", "--name", "c2", "--log-opt", "max-size=1m", "busybox", "true"]);

@@ -13,20 +13,7 @@ use std::time::{Duration, Instant};
 use berth_e2e::berthd::Berthd;
 use berth_e2e::dockerd::{run_with_timeout, Out};
 
-fn root() -> bool {
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root && berth_e2e::find_in_path("docker").is_some()
-}
 
-fn daemon() -> Berthd {
-    let d = Berthd::start();
-    d.import_busybox("busybox:latest");
-    d
-}
 
 /// A shell pipeline with this daemon's docker environment (for `docker cp ... - | tar`).
 fn sh(d: &Berthd, script: &str) -> Out {
@@ -71,10 +58,10 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 #[test]
 fn stats_cli_and_api_like_docker() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["run", "-d", "--name", "busy", "-m", "64m", "busybox", "sh", "-c", "x=; while :; do x=$x.; done"]);
     d.ok(&["run", "-d", "--name", "idle", "busybox", "sleep", "1000"]);
     d.ok(&["create", "--name", "fresh", "busybox", "true"]);
@@ -145,14 +132,14 @@ fn stats_cli_and_api_like_docker() {
 
 #[test]
 fn python_sdk_stats_and_archive() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
     if !Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
         eprintln!("skipped: the Python docker SDK is not installed");
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let script = r#"
 import docker, io, sys, tarfile
 c = docker.DockerClient(base_url=sys.argv[1])
@@ -211,10 +198,10 @@ fn host_tree(dir: &Path) {
 
 #[test]
 fn cp_both_ways_running_and_stopped() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let tmp = tempfile::tempdir().unwrap();
     let (src, out) = (tmp.path().join("src"), tmp.path().join("out"));
     host_tree(&src);
@@ -317,10 +304,10 @@ sys.stdout.buffer.write(len(a).to_bytes(8, "big") + a + b)
 
 #[test]
 fn cp_hostile_symlinks_never_touch_the_host() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let host = tempfile::Builder::new().prefix("berth-cp-host-").tempdir_in("/tmp").unwrap();
     std::fs::write(host.path().join("host-file"), "host secret\n").unwrap();
     std::fs::write(host.path().join("marker"), "marker\n").unwrap();

@@ -11,20 +11,7 @@ use std::time::Duration;
 use berth_e2e::berthd::Berthd;
 use berth_e2e::dockerd::run_with_timeout;
 
-fn root() -> bool {
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root && berth_e2e::find_in_path("docker").is_some()
-}
 
-fn daemon() -> Berthd {
-    let d = Berthd::start();
-    d.import_busybox("busybox:latest");
-    d
-}
 
 fn lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
@@ -53,10 +40,10 @@ fn image_with_volume(d: &Berthd) {
 
 #[test]
 fn named_volumes_outlive_containers() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     assert_eq!(d.ok(&["volume", "create", "--label", "tier=db", "data"]), "data");
     // Data written by one container is read by the next; ro is enforced.
     d.ok(&["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]);
@@ -118,10 +105,10 @@ fn named_volumes_outlive_containers() {
 
 #[test]
 fn copy_up_volumes_from_and_backup() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     image_with_volume(&d);
     // The image's VOLUME gets an anonymous volume filled with the image's content, owners and
     // modes kept.
@@ -158,10 +145,10 @@ fn copy_up_volumes_from_and_backup() {
 
 #[test]
 fn cp_sees_the_running_containers_mounts() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let id = d.ok(&["run", "-d", "--hostname", "cphost", "-v", "cpvol:/vol", "busybox", "sleep", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("in.txt");
@@ -195,10 +182,10 @@ fn cp_sees_the_running_containers_mounts() {
 
 #[test]
 fn tmpfs_option_volumes_mount_while_used() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     d.ok(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m,mode=1770", "scratch"]);
     let data = d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "scratch"]);
     let out = d.ok(&["run", "--rm", "-v", "scratch:/s", "busybox", "sh", "-c", "grep ' /s ' /proc/mounts; stat -c %a /s"]);
@@ -216,10 +203,10 @@ fn tmpfs_option_volumes_mount_while_used() {
 
 #[test]
 fn bad_mounts_change_nothing() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let cases: &[(&[&str], &str)] = &[
         (&["-v", "data:rel"], "invalid volume specification: 'data:rel': invalid mount path: 'rel' mount path must be absolute"),
         (&["-v", "b@d:/x"], "\"b@d\" includes invalid characters for a local volume name"),
@@ -243,10 +230,10 @@ fn bad_mounts_change_nothing() {
 
 #[test]
 fn image_symlinks_cannot_redirect_mounts() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("secret"), "host").unwrap();
     let link = host.path().display().to_string();
@@ -266,10 +253,10 @@ fn image_symlinks_cannot_redirect_mounts() {
 
 #[test]
 fn volumes_survive_a_daemon_kill() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let mut d = daemon();
+    let mut d = Berthd::with_busybox();
     d.ok(&["run", "--rm", "-v", "keep:/k", "busybox", "sh", "-c", "echo 1 > /k/f"]);
     let id = d.ok(&["run", "-d", "-v", "keep:/k", "-v", "/anon", "busybox", "sleep", "100"]);
     d.kill9();
@@ -286,10 +273,10 @@ fn volumes_survive_a_daemon_kill() {
 
 #[test]
 fn berth_cli_volume_commands_match_docker() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let berth = berth_e2e::runtime_bin("berth");
     let run = |tool: &str, args: &[&str]| {
         let mut c = if tool == "docker" { d.docker_cmd(args) } else { Command::new(&berth) };
@@ -324,14 +311,14 @@ fn berth_cli_volume_commands_match_docker() {
 
 #[test]
 fn python_sdk_volumes() {
-    if !root() {
+    if !berth_e2e::berthd::can_run() {
         return;
     }
     if !Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success()) {
         eprintln!("skipped: the Python docker SDK is not installed");
         return;
     }
-    let d = daemon();
+    let d = Berthd::with_busybox();
     let script = r#"
 import docker, sys
 c = docker.DockerClient(base_url=sys.argv[1])
