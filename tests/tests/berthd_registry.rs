@@ -449,3 +449,40 @@ fn docker_hub_pulls_through_registry_mirrors() {
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "via-mirror"]), "via-mirror");
     assert_no_leaks(&d);
 }
+
+/// `docker search` against a registry without the v1 search endpoint: a clear error.
+#[test]
+fn search_where_the_registry_lacks_it() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let o = d.docker(&["search", &format!("{}/app", reg.addr)]);
+    assert_eq!(o.code, Some(1), "{o}");
+    assert!(o.stderr.contains(&format!("registry {} does not support search", reg.addr)), "{o}");
+    let o = d.docker(&["search", "--limit", "101", &format!("{}/app", reg.addr)]);
+    assert_ne!(o.code, Some(0), "{o}");
+}
+
+/// `docker push --all-tags`: every tag of the repository, the shared layer uploaded once.
+#[test]
+fn push_all_tags() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let repo = format!("{}/all/app", reg.addr);
+    d.import_busybox(&format!("{repo}:a"));
+    d.ok(&["tag", &format!("{repo}:a"), &format!("{repo}:b")]);
+    let o = d.docker(&["push", "--all-tags", &repo]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains("a: digest: sha256:") && o.stdout.contains("b: digest: sha256:"), "{o}");
+    assert_eq!(o.stdout.matches(": Pushed").count(), 1, "{o}");
+    let (_, tags) = reg.get("/v2/all/app/tags/list").expect("tags");
+    let v: serde_json::Value = serde_json::from_slice(&tags).unwrap();
+    let mut tags: Vec<&str> = v["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
+}
