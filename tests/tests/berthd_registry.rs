@@ -277,19 +277,26 @@ fn berth_cli_login_push_pull_like_docker() {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
 
-    // The same push output as the docker CLI's (a second push: every layer exists).
+    // The same push output as the docker CLI's (a second push: every layer exists); layers
+    // finish in any order.
     let o = berth(&["push", &name], None);
     assert_eq!(o.code, Some(0), "{o}");
     let (b, dk) = (berth(&["push", &name], None), d.docker(&["push", &name]));
     assert_eq!(b.code, Some(0), "{b}");
-    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&b.stdout), sorted(&dk.stdout), "berth:\n{b}\ndocker:\n{dk}");
+    assert!(b.stdout.starts_with("The push refers to repository") && b.stdout.contains("\n1: digest: sha256:"), "{b}");
 
     d.ok(&["rmi", &name]);
     let b = berth(&["pull", &name], None);
     assert_eq!(b.code, Some(0), "{b}");
     d.ok(&["rmi", &name]);
     let dk = d.docker(&["pull", &name]);
-    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+    assert_eq!(sorted(&b.stdout), sorted(&dk.stdout), "berth:\n{b}\ndocker:\n{dk}");
 
     d.ok(&["rmi", &name]);
     let o = berth(&["run", "--rm", &name], None);

@@ -27,18 +27,34 @@ pub struct IngestedLayer {
     ahead: Option<UnpackedAhead>,
 }
 
+/// Data is handed to the disk in steps of this size while a blob is written, so the fsync at
+/// commit finds little left to do.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Writes to a blob, starting the writeback of each step as it fills.
+fn write_blob_data(w: &mut BlobWriter, data: &[u8], queued: &mut u64) -> io::Result<()> {
+    w.write_all(data)?;
+    let written = w.written();
+    if written >= *queued + WRITEBACK_STEP {
+        w.start_writeback(*queued, written - *queued);
+        *queued = written;
+    }
+    Ok(())
+}
+
 /// Writes what is read through it into the blob being stored, reporting the bytes so far.
 struct Tee<'a, R> {
     src: R,
     w: &'a mut BlobWriter,
     done: u64,
+    queued: u64,
     progress: &'a mut (dyn FnMut(u64) + Send),
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.src.read(buf)?;
-        self.w.write_all(&buf[..n])?;
+        write_blob_data(self.w, &buf[..n], &mut self.queued)?;
         self.done += n as u64;
         if n > 0 {
             (self.progress)(self.done);
@@ -93,7 +109,7 @@ impl ImageStore {
         let compression = manifest::layer_compression(media_type)?;
         let mut w = self.content.writer(Some(digest), Some(size))?;
         let read_err = |e: io::Error| Error::io("download layer", digest.to_string(), e);
-        let mut tee = Tee { src, w: &mut w, done: 0, progress };
+        let mut tee = Tee { src, w: &mut w, done: 0, queued: 0, progress };
         let mut unpacked = None;
         let ahead = if self.snapshotter.supports_detached() {
             let layer = self.snapshotter.unpack_detached(&mut |dir, mode| {
@@ -211,7 +227,7 @@ impl ImageStore {
         let mut src = self.content.open_blob(d)?;
         let w = self.content.writer(None, None)?;
         // Level 1: a push is bound by compression speed, and more effort gains little.
-        let mut gz = flate2::write::GzEncoder::new(Both { a: w, b: out }, flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(Both { a: w, b: out, queued: 0 }, flate2::Compression::fast());
         io::copy(&mut src, &mut gz).map_err(err)?;
         let mut both = gz.finish().map_err(err)?;
         both.flush().map_err(err)?;
@@ -265,11 +281,12 @@ pub fn is_uncompressed_layer(media_type: &str) -> bool {
 struct Both<'a> {
     a: BlobWriter,
     b: &'a mut dyn Write,
+    queued: u64,
 }
 
 impl Write for Both<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.a.write_all(buf)?;
+        write_blob_data(&mut self.a, buf, &mut self.queued)?;
         self.b.write_all(buf)?;
         Ok(buf.len())
     }
