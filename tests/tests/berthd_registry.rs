@@ -277,19 +277,26 @@ fn berth_cli_login_push_pull_like_docker() {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
 
-    // The same push output as the docker CLI's (a second push: every layer exists).
+    // The same push output as the docker CLI's (a second push: every layer exists); layers
+    // finish in any order.
     let o = berth(&["push", &name], None);
     assert_eq!(o.code, Some(0), "{o}");
     let (b, dk) = (berth(&["push", &name], None), d.docker(&["push", &name]));
     assert_eq!(b.code, Some(0), "{b}");
-    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&b.stdout), sorted(&dk.stdout), "berth:\n{b}\ndocker:\n{dk}");
+    assert!(b.stdout.starts_with("The push refers to repository") && b.stdout.contains("\n1: digest: sha256:"), "{b}");
 
     d.ok(&["rmi", &name]);
     let b = berth(&["pull", &name], None);
     assert_eq!(b.code, Some(0), "{b}");
     d.ok(&["rmi", &name]);
     let dk = d.docker(&["pull", &name]);
-    assert_eq!(b.stdout, dk.stdout, "berth:\n{b}\ndocker:\n{dk}");
+    assert_eq!(sorted(&b.stdout), sorted(&dk.stdout), "berth:\n{b}\ndocker:\n{dk}");
 
     d.ok(&["rmi", &name]);
     let o = berth(&["run", "--rm", &name], None);
@@ -448,4 +455,41 @@ fn docker_hub_pulls_through_registry_mirrors() {
     assert!(d.ok(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", "busybox"]).starts_with("busybox@sha256:"));
     assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "via-mirror"]), "via-mirror");
     assert_no_leaks(&d);
+}
+
+/// `docker search` against a registry without the v1 search endpoint: a clear error.
+#[test]
+fn search_where_the_registry_lacks_it() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let o = d.docker(&["search", &format!("{}/app", reg.addr)]);
+    assert_eq!(o.code, Some(1), "{o}");
+    assert!(o.stderr.contains(&format!("registry {} does not support search", reg.addr)), "{o}");
+    let o = d.docker(&["search", "--limit", "101", &format!("{}/app", reg.addr)]);
+    assert_ne!(o.code, Some(0), "{o}");
+}
+
+/// `docker push --all-tags`: every tag of the repository, the shared layer uploaded once.
+#[test]
+fn push_all_tags() {
+    if skip() {
+        return;
+    }
+    let reg = Registry::start();
+    let d = Berthd::start();
+    let repo = format!("{}/all/app", reg.addr);
+    d.import_busybox(&format!("{repo}:a"));
+    d.ok(&["tag", &format!("{repo}:a"), &format!("{repo}:b")]);
+    let o = d.docker(&["push", "--all-tags", &repo]);
+    assert_eq!(o.code, Some(0), "{o}\n{}", d.log_tail(20));
+    assert!(o.stdout.contains("a: digest: sha256:") && o.stdout.contains("b: digest: sha256:"), "{o}");
+    assert_eq!(o.stdout.matches(": Pushed").count(), 1, "{o}");
+    let (_, tags) = reg.get("/v2/all/app/tags/list").expect("tags");
+    let v: serde_json::Value = serde_json::from_slice(&tags).unwrap();
+    let mut tags: Vec<&str> = v["tags"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    tags.sort();
+    assert_eq!(tags, ["a", "b"]);
 }

@@ -112,9 +112,12 @@ fn tree_cpu(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks / tick)
 }
 
+/// Runs the docker CLI against one engine.
+type DockerCli<'a> = Box<dyn Fn(&[&str]) -> Result<String, String> + 'a>;
+
 struct Side<'a> {
     name: &'static str,
-    docker: Box<dyn Fn(&[&str]) -> Result<String, String> + 'a>,
+    docker: DockerCli<'a>,
     pid: u32,
     push: Vec<Duration>,
     pull: Vec<Duration>,

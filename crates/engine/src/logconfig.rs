@@ -179,6 +179,7 @@ mod tests {
             monitor: None,
             manually_stopped: false,
             has_been_started: false,
+            mounts: Vec::new(),
         }
     }
 

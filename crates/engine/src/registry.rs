@@ -70,15 +70,55 @@ impl Engine {
         Ok(pulled)
     }
 
-    /// `docker push` of the image tagged `r`.
-    pub fn push_image(&self, r: &Reference, auth: Option<AuthConfig>, sink: Sink<'_>) -> Result<Pushed> {
+    /// `docker push` of the image tagged `r`; without a tag (`push --all-tags`), of every tag
+    /// of its repository, in order.
+    pub fn push_image(&self, r: &Reference, auth: Option<AuthConfig>, sink: Sink<'_>) -> Result<Vec<Pushed>> {
+        let tags: Vec<Reference> = if r.tag().is_none() && r.digest().is_none() {
+            let mut v: Vec<Reference> = self
+                .images
+                .meta()
+                .refs()?
+                .into_iter()
+                .map(|(t, _)| t)
+                .filter(|t| t.name() == r.name() && t.tag().is_some() && t.digest().is_none())
+                .collect();
+            v.sort_by(|a, b| a.tag().cmp(&b.tag()));
+            v
+        } else {
+            vec![r.clone()]
+        };
+        if tags.is_empty() {
+            return Err(Error::NotFound(format!("An image does not exist locally with the tag: {}", r.familiar_name())));
+        }
+        let client = Client::connect(r.domain(), auth, &self.registry_options())?;
+        let mut out = Vec::new();
+        for t in &tags {
+            out.push(self.push_one(&client, t, sink)?);
+        }
+        Ok(out)
+    }
+
+    fn push_one(&self, client: &Client, r: &Reference, sink: Sink<'_>) -> Result<Pushed> {
         if self.images.meta().lookup_ref(r)?.is_none() {
             return Err(Error::NotFound(format!("An image does not exist locally with the tag: {}", r.name_only().familiar_string())));
         }
-        let client = Client::connect(r.domain(), auth, &self.registry_options())?;
-        let pushed = berth_registry::push(&self.images, &client, r, sink)?;
+        let pushed = berth_registry::push(&self.images, client, r, sink)?;
         self.registry_event("push", r);
         Ok(pushed)
+    }
+
+    /// `docker search`: `term` filtered by `is-official` and `stars` (Docker's filters).
+    pub fn search_images(
+        &self,
+        term: &str,
+        limit: Option<u32>,
+        is_official: Option<bool>,
+        min_stars: Option<u64>,
+        auth: Option<AuthConfig>,
+    ) -> Result<Vec<berth_registry::search::SearchResult>> {
+        let mut out = berth_registry::search::search(term, limit, auth, &self.registry_options())?;
+        out.retain(|r| is_official.is_none_or(|o| r.is_official == o) && min_stars.is_none_or(|s| r.star_count >= s));
+        Ok(out)
     }
 
     /// `docker login`: checks the credentials with the registry.

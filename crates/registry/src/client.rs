@@ -34,6 +34,8 @@ pub enum Body<'a> {
     Bytes(&'a [u8]),
     /// A stream of this length (sent once: authorise before sending it).
     Reader(Box<dyn Read + Send + 'a>, u64),
+    /// A stream of unknown length, sent chunked (once).
+    Chunked(Box<dyn Read + Send + 'a>),
 }
 
 #[derive(Default)]
@@ -346,6 +348,7 @@ impl Client {
                     (req.send_bytes(b), true)
                 }
                 Body::Reader(r, len) => (req.set("Content-Length", &len.to_string()).send(r), false),
+                Body::Chunked(r) => (req.send(r), false),
             };
             match result {
                 Ok(r) => return Ok(r),

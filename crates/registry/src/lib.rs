@@ -11,6 +11,7 @@ pub mod progress;
 mod pull;
 mod push;
 mod resume;
+pub mod search;
 pub mod tls;
 
 pub use auth::AuthConfig;

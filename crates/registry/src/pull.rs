@@ -134,11 +134,15 @@ pub fn pull(store: &ImageStore, client: &Client, r: &Reference, platform: &Platf
             store.content().write_blob(&bytes, Some(&config_digest))?;
             bytes
         };
+        // An image already here is not reported layer by layer (as dockerd does).
+        let have_image = store.meta().get_image(&config_digest)?.is_some();
         let mut todo = Vec::new();
         for l in &layers {
             let id = progress::short(&l.digest);
             if store.content().exists(&l.digest) {
-                sink(progress::status(Some(&id), "Already exists"));
+                if !have_image {
+                    sink(progress::status(Some(&id), "Already exists"));
+                }
             } else if !todo.iter().any(|t: &&PulledLayer| t.digest == l.digest) {
                 sink(progress::status(Some(&id), "Pulling fs layer"));
                 todo.push(l);

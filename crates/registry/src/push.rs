@@ -1,14 +1,17 @@
-//! `docker push`: the image's manifest (its layers gzipped first if stored uncompressed), each
-//! blob skipped when the registry has it (HEAD), mounted from another repository of the same
-//! registry the image came from, or uploaded monolithically (POST, then PUT with the digest);
-//! then the manifest PUT under the tag with its media type. The image gains the repository
-//! digest the registry now serves it under.
+//! `docker push`: each blob of the image's manifest skipped when the registry has it (HEAD),
+//! mounted from another repository of the same registry the image came from, or uploaded
+//! monolithically (POST, then PUT with the digest); a layer the image keeps uncompressed is
+//! gzipped while it streams to the registry (POST, chunked PATCH, PUT with the digest learnt at
+//! the end) and into the content store, and the image then keeps that manifest, so the next
+//! push is all skips. Then the manifest PUT under the tag with its media type; the image gains
+//! the repository digest the registry now serves it under. One lease covers the push.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::sync::mpsc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use berth_image::store::ImageStore;
+use berth_image::store::{is_uncompressed_layer, ImageStore};
 use berth_image::{Digest, Reference};
 
 use crate::client::{status_error, Body, Client};
@@ -44,9 +47,23 @@ pub fn push(store: &ImageStore, client: &Client, r: &Reference, sink: Sink<'_>) 
         .ok_or_else(|| Error::NotFound(format!("An image does not exist locally with the tag: {}", r.name_only().familiar_string())))?;
     sink(progress::status(None, &format!("The push refers to repository [{}]", r.name())));
     let pm = store.push_manifest(&id)?;
+    store.with_lease(|lease| push_in(store, client, &r, &tag, &id, pm, lease, sink))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_in(
+    store: &ImageStore,
+    client: &Client,
+    r: &Reference,
+    tag: &str,
+    id: &Digest,
+    pm: berth_image::store::PushManifest,
+    lease: &str,
+    sink: Sink<'_>,
+) -> Result<Pushed> {
     let mount_from: Vec<String> = store
         .meta()
-        .refs_of(&id)?
+        .refs_of(id)?
         .into_iter()
         .filter(|o| o.domain() == r.domain() && o.path() != r.path())
         .map(|o| o.path().to_owned())
@@ -58,11 +75,15 @@ pub fn push(store: &ImageStore, client: &Client, r: &Reference, sink: Sink<'_>) 
         });
     let t = Target { client, path: r.path(), scope: format!("repository:{}:pull,push", r.path()), mount_from };
     // Docker lists the top layer first.
-    let layers: Vec<&(Digest, u64, String)> = pm.layers.iter().rev().collect();
-    for (d, _, _) in &layers {
+    for (d, _, _) in pm.layers.iter().rev() {
         sink(progress::status(Some(&progress::short(d)), "Preparing"));
     }
-    upload_all(store, &t, &layers, sink)?;
+    let pushed = upload_all(store, &t, &pm.layers, lease, sink)?;
+    let pm = if pm.layers.iter().any(|l| is_uncompressed_layer(&l.2)) {
+        store.replace_push_manifest(id, &pm, pushed, lease)?
+    } else {
+        pm
+    };
     push_blob(store, &t, &pm.config, pm.config_size, None, &AtomicBool::new(false))?;
     let resp = client.send(
         "PUT",
@@ -75,7 +96,7 @@ pub fn push(store: &ImageStore, client: &Client, r: &Reference, sink: Sink<'_>) 
         return Err(status_error(&format!("pushing manifest {}:{tag}", r.name()), resp));
     }
     // The image is known under the repository digest now (put, as tags refuse digests).
-    let rec = store.meta().image(&id)?;
+    let rec = store.meta().image(id)?;
     store.meta().put_image(&rec, &[r.name_only().with_digest(pm.digest.clone())])?;
     let size = pm.bytes.len();
     sink(progress::status(None, &format!("{tag}: digest: {} size: {size}", pm.digest)));
@@ -86,30 +107,146 @@ pub fn push(store: &ImageStore, client: &Client, r: &Reference, sink: Sink<'_>) 
     Ok(Pushed { digest: pm.digest, size })
 }
 
-fn upload_all(store: &ImageStore, t: &Target<'_>, layers: &[&(Digest, u64, String)], sink: Sink<'_>) -> Result<()> {
+/// Pushes `layers` (top first, a few at a time); returns each as the registry now has it
+/// (gzipped if it was not), in manifest order.
+fn upload_all(store: &ImageStore, t: &Target<'_>, layers: &[(Digest, u64, String)], lease: &str, sink: Sink<'_>) -> Result<Vec<(Digest, u64, String)>> {
+    let order: Vec<usize> = (0..layers.len()).rev().collect();
+    let done: Mutex<Vec<Option<(Digest, u64, String)>>> = Mutex::new(vec![None; layers.len()]);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first_err: Mutex<Option<Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..CONCURRENT_UPLOADS.min(layers.len()) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= layers.len() || stop.load(Ordering::Relaxed) {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= order.len() || stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let (d, size, _) = layers[i];
-                if let Err(e) = push_blob(store, t, d, *size, Some(sink), &stop) {
-                    stop.store(true, Ordering::Relaxed);
-                    first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
-                    break;
+                let i = order[k];
+                let (d, size, mt) = &layers[i];
+                let result = if is_uncompressed_layer(mt) {
+                    push_gzipped(store, t, d, *size, lease, sink, &stop)
+                } else {
+                    push_blob(store, t, d, *size, Some(sink), &stop).map(|()| (d.clone(), *size, mt.clone()))
+                };
+                match result {
+                    Ok(l) => done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(l),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        break;
+                    }
                 }
             });
         }
     });
-    match first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
     }
+    done.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .map(|l| l.ok_or_else(|| Error::Registry("a layer was not pushed".into())))
+        .collect()
+}
+
+/// Feeds the compressor's output to the upload, in chunks, through a small bounded channel.
+struct ChanWriter {
+    tx: mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 << 10;
+
+impl Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.tx.send(chunk).map_err(|_| std::io::Error::other("upload ended"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The upload's side of [`ChanWriter`]: ends when the compressor is done (or gave up).
+struct ChanReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => (self.cur, self.pos) = (c, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Gzips an uncompressed layer while streaming it to the registry (and into the content
+/// store): POST, chunked PATCH, then PUT with the digest the compression produced.
+fn push_gzipped(
+    store: &ImageStore,
+    t: &Target<'_>,
+    d: &Digest,
+    size: u64,
+    lease: &str,
+    sink: Sink<'_>,
+    stop: &AtomicBool,
+) -> Result<(Digest, u64, String)> {
+    let id = progress::short(d);
+    let c = t.client;
+    let resp = c.send("POST", &format!("/v2/{}/blobs/uploads/", t.path), &t.scope, &[("Content-Length", "0")], Body::Empty)?;
+    if resp.status() != 202 {
+        return Err(status_error(&format!("starting the upload of {d}"), resp));
+    }
+    let loc = location(&resp, d)?;
+    let (tx, rx) = mpsc::sync_channel(8);
+    let (patched, gz) = std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+            store.gzip_layer(d, &mut w, lease)
+        });
+        // Progress is the compressed bytes sent against the layer's size (the compressed
+        // size is known only at the end).
+        let body = Counting { inner: ChanReader { rx, cur: Vec::new(), pos: 0 }, id: id.clone(), done: 0, shown: 0, total: size, sink: Some(sink), stop };
+        let patched = c.send("PATCH", &loc, &t.scope, &[("Content-Type", "application/octet-stream")], Body::Chunked(Box::new(body)));
+        (patched, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    let patched = patched?;
+    let (digest, gz_size) = gz?;
+    if patched.status() != 202 {
+        return Err(status_error(&format!("uploading {digest}"), patched));
+    }
+    let loc = location(&patched, &digest)?;
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let q: String = form_urlencoded::Serializer::new(String::new()).append_pair("digest", &digest.to_string()).finish();
+    let resp = c.send("PUT", &format!("{loc}{sep}{q}"), &t.scope, &[("Content-Length", "0")], Body::Empty)?;
+    if !matches!(resp.status(), 201 | 204) {
+        return Err(status_error(&format!("completing the upload of {digest}"), resp));
+    }
+    sink(progress::status(Some(&id), "Pushed"));
+    Ok((digest, gz_size, berth_image::manifest::media_types::OCI_LAYER_GZIP.to_owned()))
+}
+
+fn location(resp: &ureq::Response, d: &Digest) -> Result<String> {
+    resp.header("location")
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Registry(format!("upload of {d}: the registry gave no Location")))
 }
 
 /// Counts what the upload has read, reporting progress.

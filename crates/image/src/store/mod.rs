@@ -46,7 +46,7 @@ pub use list::{HistoryEntry, ImageSummary, ListFilters};
 pub use load::LoadedImage;
 use load::UnpackedAhead;
 pub use prune::{DiskUsage, PruneReport};
-pub use registry_ops::{IngestedLayer, PulledLayer, PushManifest};
+pub use registry_ops::{is_uncompressed_layer, IngestedLayer, PulledLayer, PushManifest};
 
 /// One line of `docker rmi` output.
 #[derive(Debug, Clone, PartialEq, Eq)]

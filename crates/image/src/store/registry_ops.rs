@@ -27,18 +27,34 @@ pub struct IngestedLayer {
     ahead: Option<UnpackedAhead>,
 }
 
+/// Data is handed to the disk in steps of this size while a blob is written, so the fsync at
+/// commit finds little left to do.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Writes to a blob, starting the writeback of each step as it fills.
+fn write_blob_data(w: &mut BlobWriter, data: &[u8], queued: &mut u64) -> io::Result<()> {
+    w.write_all(data)?;
+    let written = w.written();
+    if written >= *queued + WRITEBACK_STEP {
+        w.start_writeback(*queued, written - *queued);
+        *queued = written;
+    }
+    Ok(())
+}
+
 /// Writes what is read through it into the blob being stored, reporting the bytes so far.
 struct Tee<'a, R> {
     src: R,
     w: &'a mut BlobWriter,
     done: u64,
+    queued: u64,
     progress: &'a mut (dyn FnMut(u64) + Send),
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.src.read(buf)?;
-        self.w.write_all(&buf[..n])?;
+        write_blob_data(self.w, &buf[..n], &mut self.queued)?;
         self.done += n as u64;
         if n > 0 {
             (self.progress)(self.done);
@@ -93,7 +109,7 @@ impl ImageStore {
         let compression = manifest::layer_compression(media_type)?;
         let mut w = self.content.writer(Some(digest), Some(size))?;
         let read_err = |e: io::Error| Error::io("download layer", digest.to_string(), e);
-        let mut tee = Tee { src, w: &mut w, done: 0, progress };
+        let mut tee = Tee { src, w: &mut w, done: 0, queued: 0, progress };
         let mut unpacked = None;
         let ahead = if self.snapshotter.supports_detached() {
             let layer = self.snapshotter.unpack_detached(&mut |dir, mode| {
@@ -170,9 +186,10 @@ impl ImageStore {
         Ok(id)
     }
 
-    /// The manifest to push for image `id`. Layers stored uncompressed are gzipped first, in
-    /// parallel, into the content store, and the image then keeps the compressed manifest, so
-    /// that a second push finds every blob already there.
+    /// The manifest to push for image `id`, as the image keeps it. Layers it keeps
+    /// uncompressed (loaded, committed, imported images) are to be gzipped while they are
+    /// pushed ([`ImageStore::gzip_layer`]), then the manifest replaced
+    /// ([`ImageStore::replace_push_manifest`]).
     pub fn push_manifest(&self, id: &Digest) -> Result<PushManifest> {
         let rec = self.meta.image(id)?;
         let mdigest = rec
@@ -186,91 +203,95 @@ impl ImageStore {
             .as_ref()
             .map(|t| t.to_string())
             .unwrap_or_else(|| media_types::OCI_MANIFEST.to_owned());
-        let layer_descs: Vec<(Digest, u64, String)> = m
+        let layers: Vec<(Digest, u64, String)> = m
             .layers()
             .iter()
             .map(|l| Ok((manifest::descriptor_digest(l)?, l.size(), l.media_type().to_string())))
             .collect::<Result<_>>()?;
-        let config = manifest::descriptor_digest(m.config())?;
-        let config_size = m.config().size();
-        let config_media_type = m.config().media_type().to_string();
-        let plain = layer_descs
-            .iter()
-            .any(|(_, _, t)| Compression::from_media_type(t) == Some(Compression::None));
-        if !plain {
-            return Ok(PushManifest {
-                digest: mdigest,
-                bytes,
-                media_type,
-                config,
-                config_size,
-                config_media_type,
-                layers: layer_descs,
-            });
-        }
-        self.with_lease(|lease| -> Result<PushManifest> {
-            let layers = std::thread::scope(|s| {
-                let handles: Vec<_> = layer_descs
-                    .iter()
-                    .map(|(d, size, t)| {
-                        s.spawn(move || -> Result<(Digest, u64, String)> {
-                            if Compression::from_media_type(t) != Some(Compression::None) {
-                                return Ok((d.clone(), *size, t.clone()));
-                            }
-                            self.gzip_blob(d, lease)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect::<Result<Vec<_>>>()
-            })?;
-            let doc = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": media_types::OCI_MANIFEST,
-                "config": { "mediaType": config_media_type, "digest": config, "size": config_size },
-                "layers": layers.iter().map(|(d, size, t)| serde_json::json!({
-                    "mediaType": t, "digest": d, "size": size,
-                })).collect::<Vec<_>>(),
-            });
-            let bytes = serde_json::to_vec(&doc).map_err(|e| Error::Malformed(e.to_string()))?;
-            let digest = Digest::of(&bytes);
-            self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
-            self.content.write_blob(&bytes, Some(&digest))?;
-            let blobs: Vec<Digest> = layers.iter().map(|l| l.0.clone()).collect();
-            self.meta.set_manifest(id, &digest, &blobs)?;
-            Ok(PushManifest {
-                digest,
-                bytes,
-                media_type: media_types::OCI_MANIFEST.to_owned(),
-                config: config.clone(),
-                config_size,
-                config_media_type: config_media_type.clone(),
-                layers,
-            })
+        Ok(PushManifest {
+            digest: mdigest,
+            bytes,
+            media_type,
+            config: manifest::descriptor_digest(m.config())?,
+            config_size: m.config().size(),
+            config_media_type: m.config().media_type().to_string(),
+            layers,
         })
     }
 
-    /// Gzips an uncompressed layer blob into the content store (leased).
-    fn gzip_blob(&self, d: &Digest, lease: &str) -> Result<(Digest, u64, String)> {
+    /// Gzips the uncompressed layer blob `d` into the content store (leased) and into `out`
+    /// at once: a push streams it to the registry while it is compressed, and the next push
+    /// finds it stored. Returns the compressed blob's digest and size.
+    pub fn gzip_layer(&self, d: &Digest, out: &mut dyn Write, lease: &str) -> Result<(Digest, u64)> {
+        let err = |e| Error::io("compress layer", d.to_string(), e);
         let mut src = self.content.open_blob(d)?;
         let w = self.content.writer(None, None)?;
-        // Level 1: pushing is bound by compression speed, and random-ish layer data gains
-        // little from more effort.
-        let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
-        io::copy(&mut src, &mut gz).map_err(|e| Error::io("compress layer", d.to_string(), e))?;
-        let mut w = gz
-            .finish()
-            .map_err(|e| Error::io("compress layer", d.to_string(), e))?;
-        w.flush().map_err(|e| Error::io("compress layer", d.to_string(), e))?;
-        // Reference first, then publish (see crate::gc): the digest is known before commit.
-        let (digest, size) = {
-            let _hold = self.content.hold_off_gc();
-            let (digest, size) = w.commit()?;
-            self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
-            (digest, size)
-        };
-        Ok((digest, size, media_types::OCI_LAYER_GZIP.to_owned()))
+        // Level 1: a push is bound by compression speed, and more effort gains little.
+        let mut gz = flate2::write::GzEncoder::new(Both { a: w, b: out, queued: 0 }, flate2::Compression::fast());
+        io::copy(&mut src, &mut gz).map_err(err)?;
+        let mut both = gz.finish().map_err(err)?;
+        both.flush().map_err(err)?;
+        let _hold = self.content.hold_off_gc();
+        let (digest, size) = both.a.commit()?;
+        self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
+        Ok((digest, size))
+    }
+
+    /// Makes an OCI manifest over `layers` (`base`'s config) the image's manifest, stored under
+    /// `lease`, and returns it.
+    pub fn replace_push_manifest(
+        &self,
+        id: &Digest,
+        base: &PushManifest,
+        layers: Vec<(Digest, u64, String)>,
+        lease: &str,
+    ) -> Result<PushManifest> {
+        let doc = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_types::OCI_MANIFEST,
+            "config": { "mediaType": base.config_media_type, "digest": base.config, "size": base.config_size },
+            "layers": layers.iter().map(|(d, size, t)| serde_json::json!({
+                "mediaType": t, "digest": d, "size": size,
+            })).collect::<Vec<_>>(),
+        });
+        let bytes = serde_json::to_vec(&doc).map_err(|e| Error::Malformed(e.to_string()))?;
+        let digest = Digest::of(&bytes);
+        self.meta.lease_add(lease, std::slice::from_ref(&digest), &[])?;
+        self.content.write_blob(&bytes, Some(&digest))?;
+        let blobs: Vec<Digest> = layers.iter().map(|l| l.0.clone()).collect();
+        self.meta.set_manifest(id, &digest, &blobs)?;
+        Ok(PushManifest {
+            digest,
+            bytes,
+            media_type: media_types::OCI_MANIFEST.to_owned(),
+            config: base.config.clone(),
+            config_size: base.config_size,
+            config_media_type: base.config_media_type.clone(),
+            layers,
+        })
+    }
+}
+
+/// Whether a layer media type is an uncompressed tar (gzipped for a push).
+pub fn is_uncompressed_layer(media_type: &str) -> bool {
+    Compression::from_media_type(media_type) == Some(Compression::None)
+}
+
+/// Writes to both.
+struct Both<'a> {
+    a: BlobWriter,
+    b: &'a mut dyn Write,
+    queued: u64,
+}
+
+impl Write for Both<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_blob_data(&mut self.a, buf, &mut self.queued)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
     }
 }

@@ -60,6 +60,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/prune", post(images::prune))
         .route("/images/create", post(images::create))
         .route("/auth", post(registry::auth))
+        .route("/images/search", get(registry::search))
         .route("/images/{*rest}", get(images::get_dispatch).post(images::post_dispatch).delete(images::remove))
         .route("/system/df", get(system::df))
         .merge(stats::routes())

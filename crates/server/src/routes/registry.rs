@@ -74,8 +74,33 @@ pub async fn push(e: S, headers: &HeaderMap, name: String, tag: Option<String>) 
         Some(t) => format!("{name}:{t}"),
         None => name,
     };
-    let r = berth_image::Reference::parse_normalized(&full)?;
+    // No tag: every tag of the repository (`push --all-tags`).
+    let r = berth_image::Reference::parse_normalized_named(&full)?;
     progress_stream(move |sink| e.push_image(&r, auth, sink).map(|_| ())).await
+}
+
+/// `GET /images/search?term=&limit=&filters=`.
+pub async fn search(State(e): State<S>, headers: HeaderMap, axum::extract::Query(q): axum::extract::Query<crate::params::Query>) -> ApiResult<Response> {
+    let auth = header_auth(&headers)?;
+    let term = q.get("term").cloned().unwrap_or_default();
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => Some(l.parse::<u32>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?),
+        None => None,
+    };
+    let f = crate::params::filters(&q)?;
+    let mut official = None;
+    let mut stars = None;
+    for (k, vals) in f {
+        let v = vals.into_iter().next().unwrap_or_default();
+        match k.as_str() {
+            "is-official" => official = Some(matches!(v.as_str(), "true" | "1")),
+            "stars" => stars = Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid filter 'stars={v}'")))?),
+            "is-automated" => {}
+            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+        }
+    }
+    let out = blocking(move || e.search_images(&term, limit, official, stars, auth)).await?;
+    Ok(Json(out).into_response())
 }
 
 /// `POST /auth`: checks the credentials with the registry.
