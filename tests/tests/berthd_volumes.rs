@@ -302,6 +302,12 @@ fn berth_cli_volume_commands_match_docker() {
     ] {
         assert_eq!(run("docker", args), run("berth", args), "{args:?}");
     }
+    // berth run with -v and --mount, read back through the docker CLI.
+    let (code, _, err) = run("berth", &["run", "--rm", "-v", "berth-v:/d", "busybox", "sh", "-c", "echo via-berth > /d/f"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run("berth", &["run", "--rm", "--mount", "type=volume,src=berth-v,dst=/m,readonly", "busybox", "cat", "/m/f"]);
+    assert_eq!((code, out.as_str()), (Some(0), "via-berth\n"), "{err}");
+    assert_eq!(d.ok(&["run", "--rm", "-v", "berth-v:/d", "busybox", "cat", "/d/f"]), "via-berth");
     let (_, out, _) = run("berth", &["volume", "rm", "docker-v", "berth-v"]);
     assert_eq!(out, "docker-v\nberth-v\n");
     let (_, out, _) = run("berth", &["volume", "prune", "-af"]);
