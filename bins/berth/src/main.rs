@@ -158,6 +158,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Pull(a) => cmd::transfer::pull(c, a),
         Cmd::Push(a) => cmd::transfer::push(c, a),
         Cmd::Login(a) => cmd::login::login(c, a),
+        Cmd::Search(a) => cmd::images::search(c, a),
         Cmd::Logout(a) => cmd::login::logout(c, a),
         Cmd::Info(a) => cmd::system::info(c, a),
         Cmd::Version(a) => cmd::system::version(c, a),

@@ -112,6 +112,9 @@ pub enum Cmd {
     Push(PushArgs),
     /// Authenticate to a registry
     Login(LoginArgs),
+    /// Search Docker Hub (or a registry that serves Docker Hub's search) for images
+    #[command(after_help = "Examples:\n  berth search busybox\n  berth search --filter is-official=true --limit 5 nginx")]
+    Search(SearchArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
     /// Display system-wide information
@@ -635,6 +638,24 @@ pub struct LoginArgs {
     pub password_stdin: bool,
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long = "format", value_name = "string")]
+    pub format: Option<String>,
+    /// Max number of search results
+    #[arg(long = "limit", value_name = "int")]
+    pub limit: Option<u32>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    #[arg(value_name = "TERM")]
+    pub term: String,
 }
 
 #[derive(Args, Debug)]

@@ -6,7 +6,7 @@ use berth_api::client::types::{ImageDeleteItem, ImageSummary};
 use super::lifecycle::{confirm, filters, split_ref};
 use super::ps::{ellipsis, trunc_id};
 use super::run::report_failures;
-use crate::cli::{HistoryArgs, ImagesArgs, PruneArgs, RmiArgs, TagArgs};
+use crate::cli::{HistoryArgs, ImagesArgs, PruneArgs, RmiArgs, SearchArgs, TagArgs};
 use crate::format::json::Json;
 use crate::format::units::{ago, go_time_string, human_size};
 use crate::format::Format;
@@ -248,4 +248,34 @@ mod tests {
         assert_eq!(familiar("docker.io/library/busybox"), "busybox");
         assert_eq!(familiar("docker.io/me/app"), "me/app");
     }
+}
+
+const SEARCH_DEFAULT: &str = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}";
+const SEARCH_HEADERS: &[(&str, &str)] = &[
+    ("Name", "NAME"),
+    ("Description", "DESCRIPTION"),
+    ("StarCount", "STARS"),
+    ("IsOfficial", "OFFICIAL"),
+];
+
+/// One search result as the docker CLI's search context shows it.
+fn search_row(r: &serde_json::Value, trunc: bool) -> Json {
+    let s = Json::str;
+    // Docker 25+ dropped IsAutomated (Docker Hub no longer has automated builds).
+    let official = if r["is_official"].as_bool().unwrap_or(false) { "[OK]" } else { "" };
+    let desc = r["description"].as_str().unwrap_or("").replace(['\n', '\r'], " ");
+    Json::Obj(vec![
+        ("Description".into(), s(if trunc { ellipsis(&desc, 45) } else { desc })),
+        ("IsOfficial".into(), s(official.to_owned())),
+        ("Name".into(), s(r["name"].as_str().unwrap_or("").to_owned())),
+        ("StarCount".into(), s(r["star_count"].as_u64().unwrap_or(0).to_string())),
+    ])
+}
+
+pub fn search(c: &Ctx, a: &SearchArgs) -> Result<i32> {
+    let results = c.client.image_search(&a.term, a.limit, &filters(&a.filter)?)?;
+    let rows: Vec<Json> = results.iter().map(|r| search_row(r, !a.no_trunc)).collect();
+    let fmt = Format::parse(a.format.as_deref(), SEARCH_DEFAULT, SEARCH_HEADERS).map_err(|e| anyhow!(e))?;
+    print!("{}", fmt.render(&rows, SEARCH_HEADERS).map_err(|e| anyhow!(e))?);
+    Ok(0)
 }

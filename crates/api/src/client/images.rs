@@ -66,6 +66,15 @@ impl Client {
         self.request_with("POST", "/images/create", q, &[("X-Registry-Auth", &auth)], Body::Empty)
     }
 
+    /// `GET /images/search`: the registry's search results (Docker Hub's v1 shape).
+    pub fn image_search(&self, term: &str, limit: Option<u32>, filters: &[(String, String)]) -> Result<Vec<serde_json::Value>> {
+        let limit = limit.map(|l| l.to_string());
+        let q = Query::new().set("term", term).opt("limit", limit.as_deref()).filters(filters);
+        let auth = super::auth::header_for_image(term)?;
+        let b = self.request_with("GET", "/images/search", q, &[("X-Registry-Auth", &auth)], Body::Empty)?.bytes()?;
+        super::decode(&b)
+    }
+
     pub fn image_push(&self, name: &str, tag: Option<&str>) -> Result<Response> {
         let auth = super::auth::header_for_image(name)?;
         self.request_with("POST", &image_path(name, "/push"), Query::new().opt("tag", tag), &[("X-Registry-Auth", &auth)], Body::Empty)
