@@ -225,31 +225,6 @@ pub fn prune(c: &Ctx, a: &PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_per_tag_and_dangling() {
-        let img = ImageSummary {
-            id: "sha256:466173a49e155e6d25c907711d678c0e".into(),
-            repo_tags: vec!["busybox:latest".into(), "localhost:5000/app:1".into()],
-            size: 1982430,
-            created: 1,
-            ..Default::default()
-        };
-        let r = rows(&img, true, false);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].get("Repository").and_then(Json::as_str), Some("busybox"));
-        assert_eq!(r[1].get("Repository").and_then(Json::as_str), Some("localhost:5000/app"));
-        assert_eq!(r[0].get("Size").and_then(Json::as_str), Some("1.98MB"));
-        let dangling = ImageSummary { id: "sha256:ab".into(), ..Default::default() };
-        assert_eq!(rows(&dangling, true, false)[0].get("Tag").and_then(Json::as_str), Some("<none>"));
-        assert_eq!(familiar("docker.io/library/busybox"), "busybox");
-        assert_eq!(familiar("docker.io/me/app"), "me/app");
-    }
-}
-
 const SEARCH_DEFAULT: &str = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}";
 const SEARCH_HEADERS: &[(&str, &str)] = &[
     ("Name", "NAME"),
@@ -278,4 +253,29 @@ pub fn search(c: &Ctx, a: &SearchArgs) -> Result<i32> {
     let fmt = Format::parse(a.format.as_deref(), SEARCH_DEFAULT, SEARCH_HEADERS).map_err(|e| anyhow!(e))?;
     print!("{}", fmt.render(&rows, SEARCH_HEADERS).map_err(|e| anyhow!(e))?);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_per_tag_and_dangling() {
+        let img = ImageSummary {
+            id: "sha256:466173a49e155e6d25c907711d678c0e".into(),
+            repo_tags: vec!["busybox:latest".into(), "localhost:5000/app:1".into()],
+            size: 1982430,
+            created: 1,
+            ..Default::default()
+        };
+        let r = rows(&img, true, false);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].get("Repository").and_then(Json::as_str), Some("busybox"));
+        assert_eq!(r[1].get("Repository").and_then(Json::as_str), Some("localhost:5000/app"));
+        assert_eq!(r[0].get("Size").and_then(Json::as_str), Some("1.98MB"));
+        let dangling = ImageSummary { id: "sha256:ab".into(), ..Default::default() };
+        assert_eq!(rows(&dangling, true, false)[0].get("Tag").and_then(Json::as_str), Some("<none>"));
+        assert_eq!(familiar("docker.io/library/busybox"), "busybox");
+        assert_eq!(familiar("docker.io/me/app"), "me/app");
+    }
 }
