@@ -35,6 +35,21 @@ pub fn create(path: &Path) -> Result<(Rtnl, OwnedFd)> {
     res
 }
 
+/// A netlink socket and a descriptor inside an existing sandbox (a second interface). The
+/// socket stays bound to the namespace it was created in, so a short-lived thread setns'es.
+pub fn enter(path: &Path) -> Result<(Rtnl, OwnedFd)> {
+    let fd: OwnedFd = std::fs::File::open(path).map_err(|e| Error::path("open", path, e))?.into();
+    let rtnl = std::thread::scope(|s| {
+        s.spawn(|| -> Result<Rtnl> {
+            nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::errno(format!("enter the network namespace {}", path.display()), e))?;
+            Rtnl::open()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Internal("network namespace thread panicked".into())))
+    })?;
+    Ok((rtnl, fd))
+}
+
 /// Unbinds and removes the namespace file (the namespace goes with its last user).
 pub fn remove(path: &Path) {
     let _ = umount2(path, MntFlags::MNT_DETACH);
