@@ -41,7 +41,8 @@ pub fn ruleset<'a>(bridge: &str, subnet: Ipv4Net, internal: bool, endpoints: imp
     }
     if internal {
         rules.push(R::new("forward").iifname(b, true).oifname(b, false).verdict(NF_DROP));
-        rules.push(R::new("forward").oifname(b, true).verdict(NF_DROP));
+        // Traffic between its containers passes (with br_netfilter it is seen here too).
+        rules.push(R::new("forward").oifname(b, true).iifname(b, false).verdict(NF_DROP));
         return Table { name: table_name(bridge), chains, rules };
     }
     rules.extend([

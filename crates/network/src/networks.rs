@@ -36,13 +36,16 @@ pub struct CreateRequest {
 pub enum Found<O: NetOps> {
     Bridge(Arc<BridgeNetwork<O>>),
     /// `host` or `none` (driver `host` / `null`): no addresses, no endpoints here.
-    Predefined { name: &'static str, driver: &'static str, id: String },
+    Predefined { name: &'static str, driver: &'static str, id: String, created: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct PredefinedIds {
     host: String,
     none: String,
+    /// When the daemon first made them (their `Created`).
+    #[serde(default)]
+    created: String,
 }
 
 pub struct Networks<O: NetOps> {
@@ -78,7 +81,7 @@ impl<O: NetOps + Clone> Networks<O> {
         let ids = match std::fs::read(&ids_file) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Internal(format!("{}: {e}", ids_file.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let ids = PredefinedIds { host: crate::ops::random_id()?, none: crate::ops::random_id()? };
+                let ids = PredefinedIds { host: crate::ops::random_id()?, none: crate::ops::random_id()?, created: now.to_owned() };
                 let data = serde_json::to_vec(&ids).map_err(|e| Error::Internal(e.to_string()))?;
                 std::fs::write(&ids_file, data).map_err(|e| Error::path("write", &ids_file, e))?;
                 ids
@@ -114,8 +117,9 @@ impl<O: NetOps + Clone> Networks<O> {
     /// All networks as `network ls` lists them: predefined first.
     pub fn all(&self) -> Vec<Found<O>> {
         let mut v: Vec<Found<O>> = self.default.iter().cloned().map(Found::Bridge).collect();
-        v.push(Found::Predefined { name: "host", driver: "host", id: self.ids.host.clone() });
-        v.push(Found::Predefined { name: "none", driver: "null", id: self.ids.none.clone() });
+        let created = self.ids.created.clone();
+        v.push(Found::Predefined { name: "host", driver: "host", id: self.ids.host.clone(), created: created.clone() });
+        v.push(Found::Predefined { name: "none", driver: "null", id: self.ids.none.clone(), created });
         v.extend(self.lock().values().cloned().map(Found::Bridge));
         v
     }

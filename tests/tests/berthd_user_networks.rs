@@ -1,0 +1,268 @@
+//! User-defined networks with the docker CLI against a private berthd (default bridge off):
+//! create/inspect/ls/rm/prune, containers on a network reaching each other and not across
+//! networks, `--internal`, `--ip`, connect/disconnect on a running container, a kill -9 of
+//! the daemon, and nothing left behind (bridges, nftables tables, netns files).
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_e2e::berthd::Berthd;
+
+/// A bridge name and /24 unique to this test in this process (test daemons run in parallel).
+fn net(n: u32) -> (String, String, String) {
+    let k = (std::process::id() % 200) + 20;
+    (format!("bu{k}n{n}"), format!("10.{k}.{}.0/24", 100 + n), format!("10.{k}.{}", 100 + n))
+}
+
+/// `docker network create` for a test network: its own bridge name and subnet.
+fn create_args(bridge: &str, subnet: &str, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["network", "create", "--subnet", subnet, "-o"].iter().map(|s| s.to_string()).collect();
+    v.push(format!("com.docker.network.bridge.name={bridge}"));
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn create(d: &Berthd, bridge: &str, subnet: &str, extra: &[&str]) -> String {
+    let a = create_args(bridge, subnet, extra);
+    d.ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn nft_table_exists(bridge: &str) -> bool {
+    std::process::Command::new("nft").args(["list", "table", "ip", &format!("berth-{bridge}")]).output().is_ok_and(|o| o.status.success())
+}
+
+fn netns_files(d: &Berthd) -> Vec<String> {
+    std::fs::read_dir(d.exec_root.join("netns"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[track_caller]
+fn wait_gone(link: &str) {
+    let t = std::time::Instant::now();
+    while link_exists(link) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!link_exists(link), "{link} left");
+}
+
+fn skip() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
+fn stop_daemon(d: &Berthd) {
+    let pid = d.pid();
+    berth_e2e::dockerd::signal(pid, "TERM");
+    berth_e2e::dockerd::poll("berthd to exit", Duration::from_secs(20), || {
+        (!Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))).then_some(())
+    });
+}
+
+#[test]
+fn create_inspect_ls_rm_prune() {
+    if skip() {
+        return;
+    }
+    let d = Berthd::start();
+    d.import_busybox("busybox");
+    let (b1, s1, p1) = net(1);
+    let (b2, s2, _) = net(2);
+    let (b3, _, _) = net(3);
+
+    let gw = format!("{p1}.254");
+    let range = format!("{p1}.128/25");
+    let a = create_args(&b1, &s1, &["--gateway", &gw, "--ip-range", &range, "--label", "team=blue", "net1"]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let id = d.ok(&a);
+    assert!(id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    let dup = d.docker(&a);
+    assert_ne!(dup.code, Some(0));
+    assert!(dup.stderr.contains("network with name net1 already exists"), "{dup}");
+    assert!(link_exists(&b1) && nft_table_exists(&b1), "bridge and table of net1");
+
+    let shown = d.ok(&["network", "inspect", "net1", "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}} {{(index .IPAM.Config 0).IPRange}} {{.Internal}} {{.Labels.team}}"]);
+    assert_eq!(shown, format!("net1 bridge local {s1} {gw} {range} false blue"));
+    assert_eq!(d.ok(&["network", "inspect", "--format", "{{.Name}}", &id[..6]]), "net1", "by ID prefix");
+
+    create(&d, &b2, &s2, &["--internal", "net2"]);
+    // No subnet given: one is picked that nothing on the host routes.
+    let opt3 = format!("com.docker.network.bridge.name={b3}");
+    d.ok(&["network", "create", "-o", &opt3, "net3"]);
+    let s3 = d.ok(&["network", "inspect", "net3", "--format", "{{(index .IPAM.Config 0).Subnet}}"]);
+    assert!(!s3.is_empty() && s3 != s1 && s3 != s2, "{s3}");
+    assert_eq!(d.ok(&["network", "inspect", "net2", "--format", "{{.Internal}}"]), "true");
+
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    for want in ["host host local", "none null local", "net1 bridge local", "net2 bridge local", "net3 bridge local"] {
+        assert!(ls.lines().any(|l| l == want), "{want} in\n{ls}");
+    }
+    assert!(!ls.contains("bridge bridge"), "no default bridge with --bridge none:\n{ls}");
+    let header = d.ok(&["network", "ls"]);
+    assert!(header.starts_with("NETWORK ID     NAME      DRIVER    SCOPE"), "{header}");
+    assert_eq!(d.ok(&["network", "ls", "-q", "--filter", "label=team=blue"]), id[..12]);
+    let custom = d.ok(&["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]);
+    assert_eq!(custom.lines().collect::<Vec<_>>(), ["net1", "net2", "net3"]);
+    assert_eq!(d.ok(&["network", "ls", "--filter", "type=builtin", "--format", "{{.Name}}"]), "host\nnone");
+    assert_eq!(d.ok(&["network", "ls", "--filter", "name=net2", "--format", "{{.Name}}"]), "net2");
+
+    d.ok(&["network", "rm", "net3"]);
+    assert!(!link_exists(&b3) && !nft_table_exists(&b3), "net3's bridge and table go with it");
+    let gone = d.docker(&["network", "inspect", "net3"]);
+    assert!(gone.code != Some(0) && gone.stderr.contains("not found"), "{gone}");
+    let host = d.docker(&["network", "rm", "host"]);
+    assert!(host.code != Some(0) && host.stderr.contains("pre-defined network"), "{host}");
+
+    // A container on net1: its address comes from the range; rm is refused while it runs.
+    d.ok(&["run", "-d", "--name", "c1", "--network", "net1", "busybox", "sleep", "300"]);
+    let eps = d.ok(&["network", "inspect", "net1", "--format", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}"]);
+    assert_eq!(eps, format!("c1 {p1}.128/24"));
+    let refused = d.docker(&["network", "rm", "net1"]);
+    assert!(refused.stderr.contains("error while removing network: network net1 has active endpoints"), "{refused}");
+    assert_eq!(d.ok(&["network", "ls", "--filter", "dangling=true", "--format", "{{.Name}}"]), "net2");
+
+    // Prune takes only the unused network.
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned, "Deleted Networks:\nnet2");
+    assert!(!link_exists(&b2));
+    d.ok(&["rm", "-f", "c1"]);
+    d.ok(&["network", "rm", "net1"]);
+    wait_gone(&b1);
+    assert!(!nft_table_exists(&b1));
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}
+
+#[test]
+fn reach_within_not_across_internal_and_connect() {
+    if skip() {
+        return;
+    }
+    let d = Berthd::start();
+    d.import_busybox("busybox");
+    let (ba, sa, pa) = net(4);
+    let (bb, sb, pb) = net(5);
+    let (bi, si, _) = net(6);
+    create(&d, &ba, &sa, &["neta"]);
+    create(&d, &bb, &sb, &["netb"]);
+    create(&d, &bi, &si, &["--internal", "neti"]);
+
+    let fixed = format!("{pa}.50");
+    d.ok(&["run", "-d", "--name", "a1", "--network", "neta", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "a2", "--network", "neta", "--ip", &fixed, "--network-alias", "web", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "b1", "--network", "netb", "busybox", "sleep", "300"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a2"]), fixed);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.Aliases}}", "a2"]), "[web]");
+    let ip_a1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a1"]);
+    let ip_b1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netb.IPAddress}}", "b1"]);
+    assert!(ip_a1.starts_with(&pa) && ip_b1.starts_with(&pb), "{ip_a1} {ip_b1}");
+
+    // Within a network: reachable; across networks: not.
+    d.ok(&["exec", "a1", "ping", "-c", "1", "-W", "5", &fixed]);
+    let across = d.docker(&["exec", "b1", "ping", "-c", "1", "-W", "1", &fixed]);
+    assert_ne!(across.code, Some(0), "netb reached neta: {across}");
+    let across = d.docker(&["exec", "a1", "nc", "-w", "1", &ip_b1, "80"]);
+    assert_ne!(across.code, Some(0), "neta reached netb: {across}");
+
+    // --ip on a network without a matching subnet, and on a missing network.
+    // As Docker: the create succeeds, the start fails.
+    let bad = d.docker(&["run", "--name", "bad", "--network", "neta", "--ip", "192.0.2.9", "busybox", "true"]);
+    assert!(bad.code != Some(0) && bad.stderr.contains("192.0.2.9"), "{bad}");
+    let missing = d.docker(&["run", "--name", "missing", "--network", "nonet", "busybox", "true"]);
+    assert!(missing.stderr.contains("network nonet not found"), "{missing}");
+    d.ok(&["rm", "bad", "missing"]);
+
+    // Connect b1 to neta: a second interface with the asked address; then neta is reachable.
+    let b1_on_a = format!("{pa}.60");
+    d.ok(&["network", "connect", "--ip", &b1_on_a, "neta", "b1"]);
+    let eth1 = d.ok(&["exec", "b1", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(eth1.contains(&format!("{b1_on_a}/24")), "{eth1}");
+    d.ok(&["exec", "b1", "ping", "-c", "1", "-W", "5", &fixed]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "b1"]), b1_on_a);
+    let again = d.docker(&["network", "connect", "neta", "b1"]);
+    assert!(again.code != Some(0) && again.stderr.contains("already exists"), "{again}");
+    // The default route stays on eth0.
+    let route = d.ok(&["exec", "b1", "ip", "route"]);
+    assert!(route.contains("default via") && route.contains("dev eth0") && !route.contains(&format!("default via {pa}")), "{route}");
+    d.ok(&["network", "disconnect", "neta", "b1"]);
+    let gone = d.docker(&["exec", "b1", "ip", "link", "show", "eth1"]);
+    assert_ne!(gone.code, Some(0), "eth1 left after disconnect: {gone}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "b1"]), "1");
+    let across = d.docker(&["exec", "b1", "ping", "-c", "1", "-W", "1", &fixed]);
+    assert_ne!(across.code, Some(0), "reachable after disconnect: {across}");
+
+    // A connected network is joined again at the next start.
+    d.ok(&["network", "connect", "neta", "b1"]);
+    d.ok(&["restart", "-t", "1", "b1"]);
+    let eth1 = d.ok(&["exec", "b1", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(eth1.contains(&pa), "{eth1}");
+
+    // Internal: no default route, nothing outside the network.
+    d.ok(&["run", "-d", "--name", "i1", "--network", "neti", "busybox", "sleep", "300"]);
+    let route = d.ok(&["exec", "i1", "ip", "route"]);
+    assert!(!route.contains("default"), "{route}");
+    let out = d.docker(&["exec", "i1", "ping", "-c", "1", "-W", "1", &fixed]);
+    assert_ne!(out.code, Some(0), "internal network reached out: {out}");
+    d.ok(&["run", "--rm", "--network", "neti", "busybox", "ping", "-c", "1", "-W", "5", &d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neti.IPAddress}}", "i1"])]);
+
+    d.ok(&["rm", "-f", "a1", "a2", "b1", "i1"]);
+    for n in ["neta", "netb", "neti"] {
+        d.ok(&["network", "rm", n]);
+    }
+    for br in [&ba, &bb, &bi] {
+        wait_gone(br);
+        assert!(!nft_table_exists(br), "table of {br} left");
+    }
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}
+
+#[test]
+fn restart_keeps_networks_and_shutdown_cleans_up() {
+    if skip() {
+        return;
+    }
+    let mut d = Berthd::start();
+    d.import_busybox("busybox");
+    let (b7, s7, _) = net(7);
+    let (b8, s8, _) = net(8);
+    create(&d, &b7, &s7, &["net7"]);
+    let id8 = create(&d, &b8, &s8, &["net8"]);
+    d.ok(&["run", "-d", "--name", "r1", "--network", "net7", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "r2", "--network", "net7", "busybox", "sleep", "300"]);
+    let ip1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.net7.IPAddress}}", "r1"]);
+
+    d.kill9();
+    d.launch();
+    // Same networks and endpoints after the restart; new endpoints do not take kept addresses.
+    assert_eq!(d.ok(&["network", "inspect", "-f", "{{.Id}}", "net8"]), id8);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.net7.IPAddress}}", "r1"]), ip1);
+    d.ok(&["exec", "r2", "ping", "-c", "1", "-W", "5", &ip1]);
+    d.ok(&["run", "-d", "--name", "r3", "--network", "net7", "busybox", "sleep", "300"]);
+    let ip3 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.net7.IPAddress}}", "r3"]);
+    assert_ne!(ip3, ip1);
+    d.ok(&["exec", "r3", "ping", "-c", "1", "-W", "5", &ip1]);
+    let n = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "net7"]);
+    assert_eq!(n, "3");
+
+    // Shutdown with no container left: no bridge, table or namespace file remains; the
+    // networks come back at the next start.
+    d.ok(&["rm", "-f", "r1", "r2", "r3"]);
+    stop_daemon(&d);
+    for br in [&b7, &b8] {
+        assert!(!link_exists(br), "{br} left after shutdown");
+        assert!(!nft_table_exists(br), "table of {br} left after shutdown");
+    }
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    d.launch();
+    assert!(link_exists(&b7) && link_exists(&b8));
+    d.ok(&["network", "rm", "net7", "net8"]);
+    assert!(!link_exists(&b7) && !link_exists(&b8));
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}
