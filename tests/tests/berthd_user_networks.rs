@@ -266,3 +266,137 @@ fn restart_keeps_networks_and_shutdown_cleans_up() {
     assert!(!link_exists(&b7) && !link_exists(&b8));
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+/// The bridge's ports (the host ends of the containers' veths).
+fn ports_of(bridge: &str) -> Vec<String> {
+    let rd = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
+    rd.into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[track_caller]
+fn expect_ports(bridge: &str, n: usize) {
+    let t = std::time::Instant::now();
+    while ports_of(bridge).len() != n && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ports_of(bridge).len(), n, "ports on {bridge}: {:?}", ports_of(bridge));
+}
+
+/// An A query for `name` over TCP to 127.0.0.11:53 inside the namespace bound at `ns`;
+/// returns the raw answer.
+fn tcp_query(ns: &Path, name: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let mut c = std::net::TcpStream::connect(("127.0.0.11", 53)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
+        c.write_all(&q).unwrap();
+        let mut len = [0u8; 2];
+        c.read_exact(&mut len).unwrap();
+        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+        c.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer[..2], &[0x12, 0x34], "the answer carries the query's id");
+        answer
+    })
+    .join()
+    .unwrap()
+}
+
+/// The addresses a busybox `nslookup NAME 127.0.0.11` printed for the name, in order.
+fn looked_up(d: &Berthd, from: &str, name: &str) -> Vec<String> {
+    let out = d.ok(&["exec", from, "nslookup", name, "127.0.0.11"]);
+    let answers = out.split_once("Name:").map(|(_, a)| a.to_owned()).unwrap_or_default();
+    answers.lines().filter_map(|l| l.trim().strip_prefix("Address:")).map(|a| a.trim().to_owned()).collect()
+}
+
+#[test]
+fn embedded_dns_names_aliases_round_robin() {
+    if skip() {
+        return;
+    }
+    // Loopback-only host resolvers: nothing is forwarded off this machine; names that are
+    // not containers' get SERVFAIL.
+    let conf = tempfile::tempdir().unwrap();
+    let resolv = conf.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1\n").unwrap();
+    let mut d = Berthd::start_with(vec!["--resolv-conf".into(), resolv.display().to_string()]);
+    d.import_busybox("busybox");
+    let (b9, s9, _) = net(9);
+    let (b10, s10, _) = net(10);
+    create(&d, &b9, &s9, &["netd"]);
+    create(&d, &b10, &s10, &["nete"]);
+    d.ok(&["run", "-d", "--name", "d1", "--network", "netd", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "d2", "--network", "netd", "--network-alias", "web", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "d3", "--network", "netd", "--network-alias", "web", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "e1", "--network", "nete", "busybox", "sleep", "300"]);
+    let ip = |c: &str, n: &str| d.ok(&["inspect", "-f", &format!("{{{{.NetworkSettings.Networks.{n}.IPAddress}}}}"), c]);
+    let (ip2, ip3) = (ip("d2", "netd"), ip("d3", "netd"));
+
+    let conf_in = d.ok(&["exec", "d1", "cat", "/etc/resolv.conf"]);
+    assert!(conf_in.starts_with("nameserver 127.0.0.11\n") && conf_in.contains("options timeout:1"), "{conf_in}");
+    let dns_names = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netd.DNSNames}}", "d2"]);
+    let short2 = d.ok(&["inspect", "-f", "{{.Id}}", "d2"])[..12].to_owned();
+    assert_eq!(dns_names, format!("[d2 web {short2}]"));
+
+    // By name (the libc resolver through resolv.conf), by short ID, by alias.
+    d.ok(&["exec", "d1", "ping", "-c", "1", "-W", "5", "d2"]);
+    assert_eq!(looked_up(&d, "d1", "d2"), vec![ip2.clone()]);
+    assert_eq!(looked_up(&d, "d1", &short2), vec![ip2.clone()]);
+    assert_eq!(looked_up(&d, "d3", "D2"), vec![ip2.clone()], "case does not matter");
+    // A shared alias: every address, in a rotating order.
+    let mut orders = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let mut got = looked_up(&d, "d1", "web");
+        orders.insert(got.clone());
+        got.sort();
+        let mut want = vec![ip2.clone(), ip3.clone()];
+        want.sort();
+        assert_eq!(got, want);
+    }
+    assert!(orders.len() > 1, "the order never changed: {orders:?}");
+
+    // Another network's container does not see them (SERVFAIL: nothing upstream).
+    let no = d.docker(&["exec", "e1", "nslookup", "d2", "127.0.0.11"]);
+    assert!(!no.stdout.contains(&ip2), "{no}");
+    let no = d.docker(&["exec", "e1", "ping", "-c", "1", "-W", "1", "d2"]);
+    assert_ne!(no.code, Some(0), "{no}");
+    // Until it is connected to their network.
+    d.ok(&["network", "connect", "netd", "e1"]);
+    assert_eq!(looked_up(&d, "e1", "d2"), vec![ip2.clone()]);
+    d.ok(&["network", "disconnect", "netd", "e1"]);
+    let no = d.docker(&["exec", "e1", "nslookup", "d2", "127.0.0.11"]);
+    assert!(!no.stdout.contains(&ip2), "{no}");
+
+    // TCP too: a query from inside d1's namespace (busybox has no TCP DNS client).
+    let ns = d.exec_root.join("netns").join(d.ok(&["inspect", "-f", "{{.Id}}", "d1"]));
+    let octets: Vec<u8> = ip2.split('.').map(|o| o.parse().unwrap()).collect();
+    let answer = tcp_query(&ns, "d2");
+    assert!(answer.windows(4).any(|w| w == octets.as_slice()), "{answer:?}");
+    // A daemon restart after kill -9: the running containers' servers come back.
+    d.kill9();
+    d.launch();
+    assert_eq!(looked_up(&d, "d1", "d2"), vec![ip2.clone()]);
+    d.ok(&["exec", "d3", "ping", "-c", "1", "-W", "5", "d1"]);
+    // A stopped container's name goes, and so does its veth pair (no DNS socket keeps its
+    // namespace alive).
+    d.ok(&["stop", "-t", "1", "d2"]);
+    assert_eq!(looked_up(&d, "d1", "web"), vec![ip3.clone()]);
+    expect_ports(&b9, 2);
+
+    d.ok(&["rm", "-f", "d1", "d2", "d3", "e1"]);
+    d.ok(&["network", "rm", "netd", "nete"]);
+    for br in [&b9, &b10] {
+        wait_gone(br);
+    }
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod config;
+mod dns;
 mod create;
 pub mod error;
 pub mod etcfiles;
@@ -76,6 +77,7 @@ pub struct Engine {
     volumes: volumes::VolumeState,
     /// The default bridge (absent with `--bridge none`), `host`, `none` and user networks.
     networks: berth_network::HostNetworks,
+    dns: dns::Dns,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,9 +118,11 @@ impl Engine {
             host_info,
             volumes: Default::default(),
             networks,
+            dns: Default::default(),
         });
         engine.volume_restore();
         engine.restore();
+        engine.dns_restore();
         Ok(engine)
     }
 

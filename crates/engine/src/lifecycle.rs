@@ -91,7 +91,7 @@ impl Engine {
             })?,
             _ => rec.clone(),
         };
-        self.write_container_files(rec, net.ip, net.shared_with.as_ref())?;
+        self.write_container_files(rec, net.ip, net.shared_with.as_ref(), net.embedded_dns)?;
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
         let spec = match self.build_spec(rec, &rootfs, net.net_ns.clone()) {
             Ok(s) => s,
@@ -175,7 +175,7 @@ impl Engine {
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf in the bundle (tmpfs: regenerated at
     /// every start, as Docker regenerates them), and the data-root dir that holds the log.
-    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>) -> Result<()> {
+    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>, embedded_dns: bool) -> Result<()> {
         let dir = self.container_dir(&rec.id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         let etc = crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id));
@@ -189,7 +189,12 @@ impl Engine {
             &rec.config.domainname,
             rec.host_config.network_mode == "host",
             rec.host_config.extra_hosts.as_deref().unwrap_or_default(),
-        )
+        )?;
+        if embedded_dns {
+            let host = std::fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default();
+            std::fs::write(&etc.resolv_conf, crate::dns::resolv_conf(&host)).map_err(|e| Error::io("write", &etc.resolv_conf, e))?;
+        }
+        Ok(())
     }
 
     /// A failed create: Docker keeps the container, records the error and the exit code the

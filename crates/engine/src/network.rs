@@ -49,6 +49,8 @@ pub(crate) struct Prepared<'a> {
     pub ip: Option<Ipv4Addr>,
     /// `container:` mode: the container whose hostname and /etc files are shared.
     pub shared_with: Option<Record>,
+    /// On a user network: resolv.conf names the embedded DNS server.
+    pub embedded_dns: bool,
     attached: bool,
 }
 
@@ -132,7 +134,7 @@ impl Engine {
         })
     }
 
-    fn is_default(&self, n: &Bridge) -> bool {
+    pub(crate) fn is_default_network(&self, n: &Bridge) -> bool {
         self.networks.default_bridge().is_some_and(|d| Arc::ptr_eq(d, n))
     }
 
@@ -140,7 +142,7 @@ impl Engine {
     fn extra_networks(&self, rec: &Record, primary: Option<&Bridge>) -> Result<Vec<(Bridge, Option<EndpointSettings>)>> {
         let mut out: Vec<(Bridge, Option<EndpointSettings>)> = Vec::new();
         for (key, s) in &rec.endpoints_config {
-            if key == &rec.host_config.network_mode || (key == "default" || key == "bridge") && primary.is_none_or(|p| self.is_default(p)) {
+            if key == &rec.host_config.network_mode || (key == "default" || key == "bridge") && primary.is_none_or(|p| self.is_default_network(p)) {
                 continue;
             }
             let n = self.networks.bridge(key)?;
@@ -163,7 +165,7 @@ impl Engine {
         for (key, s) in eps {
             let user = match key.as_str() {
                 "default" | "bridge" => false,
-                k => self.networks.bridge(k).map(|n| !self.is_default(&n)).unwrap_or(true),
+                k => self.networks.bridge(k).map(|n| !self.is_default_network(&n)).unwrap_or(true),
             };
             attach_options(Some(s), String::new(), Vec::new())?;
             let fixed_ip = s.ipam_config.as_ref().is_some_and(|c| !c.ipv4_address.is_empty());
@@ -187,8 +189,8 @@ impl Engine {
     }
 
     /// Sets the container's network up for a start.
-    pub(crate) fn prepare_network(&self, rec: &Record) -> Result<Prepared<'_>> {
-        let mut p = Prepared { engine: self, id: rec.id.clone(), net_ns: berth_spec::NetNs::New, ip: None, shared_with: None, attached: false };
+    pub(crate) fn prepare_network(self: &Arc<Self>, rec: &Record) -> Result<Prepared<'_>> {
+        let mut p = Prepared { engine: self, id: rec.id.clone(), net_ns: berth_spec::NetNs::New, ip: None, shared_with: None, embedded_dns: false, attached: false };
         match NetMode::of(&rec.host_config)? {
             NetMode::None => {}
             NetMode::Host => p.net_ns = berth_spec::NetNs::Host,
@@ -207,6 +209,10 @@ impl Engine {
                 p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
                 for (i, (n, s)) in extra.iter().enumerate() {
                     n.attach_with(&rec.id, &attach_options(s.as_ref(), format!("eth{}", i + 1), Vec::new())?)?;
+                }
+                if let Some(sandbox) = self.wants_dns(&rec.id) {
+                    self.dns_start(&rec.id, &sandbox)?;
+                    p.embedded_dns = true;
                 }
             }
             NetMode::Container(c) => {
@@ -229,6 +235,7 @@ impl Engine {
 
     /// Tears a container's endpoints down (veths, sandbox, addresses); no-op without any.
     pub(crate) fn detach_network(&self, id: &str) {
+        self.dns_stop(id);
         self.networks.detach_all(id);
     }
 
@@ -274,7 +281,7 @@ impl Engine {
         let mut networks = serde_json::Map::new();
         let mut sandbox = None;
         for (name, net, ep, req) in self.container_networks(rec) {
-            let user = net.as_ref().is_some_and(|n| !self.is_default(n));
+            let user = net.as_ref().is_some_and(|n| !self.is_default_network(n));
             let (ip, prefix, gw, mac, eid) = match &ep {
                 Some(e) => (e.ip.to_string(), e.prefix_len, e.gateway.to_string(), e.mac.clone(), e.endpoint_id.clone()),
                 None => Default::default(),

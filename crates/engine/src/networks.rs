@@ -9,6 +9,7 @@ use berth_api::network::{
     NetworkPruneResponse,
 };
 use berth_network::{CreateRequest, Found};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::network::NetMode;
@@ -223,7 +224,7 @@ impl Engine {
 
     /// Adds a network to a container: at once (a new interface) if it runs, at its next start
     /// otherwise; kept in its record for later starts either way.
-    pub fn network_connect(&self, key: &str, req: &NetworkConnectRequest) -> Result<()> {
+    pub fn network_connect(self: &Arc<Self>, key: &str, req: &NetworkConnectRequest) -> Result<()> {
         let n = self.networks.bridge(key)?;
         let id = self.resolve(&req.container)?;
         let op = self.op_lock(&id);
@@ -250,11 +251,12 @@ impl Engine {
             let opts = berth_network::AttachOptions { publish: Vec::new(), ip, aliases: settings.aliases.clone().unwrap_or_default(), ifname };
             n.attach_with(&id, &opts)?;
         }
+        let dns = if running { self.wants_dns(&id).map(|sandbox| self.dns_start(&id, &sandbox)) } else { None };
         let saved = self.update(&id, |r| {
             r.endpoints_config.insert(name.clone(), settings);
             Ok(())
         });
-        if let Err(e) = saved {
+        if let Err(e) = saved.and(dns.unwrap_or(Ok(()))) {
             if running {
                 let _ = n.disconnect(&id);
             }
