@@ -400,3 +400,67 @@ fn embedded_dns_names_aliases_round_robin() {
     assert_eq!(netns_files(&d), Vec::<String>::new());
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+/// `berth ARGS` against `d` (its -H), as the berth CLI tests run it.
+fn berth(d: &Berthd, args: &[&str]) -> berth_e2e::dockerd::Out {
+    let mut c = std::process::Command::new(berth_e2e::runtime_bin("berth"));
+    c.arg("-H").arg(d.host()).args(args).env_remove("DOCKER_HOST").env_remove("BERTH_HOST").env("BERTH_NO_AUTOSTART", "1");
+    berth_e2e::dockerd::run_with_timeout(c, None, Duration::from_secs(60))
+}
+
+#[track_caller]
+fn same_as_docker(d: &Berthd, args: &[&str]) -> String {
+    let (b, o) = (berth(d, args), d.docker(args));
+    assert_eq!((b.code, &b.stdout, &b.stderr), (o.code, &o.stdout, &o.stderr), "berth {args:?}\n{b}\ndocker:\n{o}");
+    b.stdout
+}
+
+#[test]
+fn berth_network_commands_match_docker() {
+    if skip() {
+        return;
+    }
+    let d = Berthd::start();
+    d.import_busybox("busybox");
+    let (b11, s11, p11) = net(11);
+    let (b12, s12, _) = net(12);
+    let opt = format!("com.docker.network.bridge.name={b11}");
+    let gw = format!("{p11}.1");
+    let ok = |args: &[&str]| {
+        let o = berth(&d, args);
+        assert_eq!(o.code, Some(0), "berth {args:?}: {o}");
+        o.stdout.trim().to_owned()
+    };
+    let id = ok(&["network", "create", "--subnet", &s11, "--gateway", &gw, "--label", "x=y", "-o", &opt, "bnet"]);
+    assert_eq!(d.ok(&["network", "inspect", "-f", "{{.Id}} {{(index .IPAM.Config 0).Gateway}} {{.Labels.x}}", "bnet"]), format!("{id} {gw} y"));
+    create(&d, &b12, &s12, &["--internal", "cnet"]);
+    for args in [
+        &["network", "ls"][..],
+        &["network", "ls", "-q"],
+        &["network", "ls", "--no-trunc"],
+        &["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}\t{{.Internal}}\t{{.Labels}}\t{{.IPv6}}"],
+        &["network", "ls", "--format", "table {{.Name}}\t{{.CreatedAt}}"],
+        &["network", "inspect", "bnet", "cnet"],
+        &["network", "inspect", "-f", "{{json .IPAM}}", "bnet"],
+        &["network", "inspect", "nosuch"],
+        &["network", "rm", "nosuch"],
+        &["network", "create", "bnet"],
+    ] {
+        same_as_docker(&d, args);
+    }
+    d.ok(&["run", "-d", "--name", "x1", "busybox", "sleep", "300"]);
+    // `berth run --network --ip --network-alias`, connect, disconnect.
+    let ip = format!("{p11}.77");
+    ok(&["run", "-d", "--name", "x2", "--network", "bnet", "--ip", &ip, "--network-alias", "api", "busybox", "sleep", "300"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.bnet.IPAddress}} {{.NetworkSettings.Networks.bnet.Aliases}}", "x2"]), format!("{ip} [api]"));
+    ok(&["network", "connect", "--alias", "side", "cnet", "x2"]);
+    assert!(d.ok(&["exec", "x2", "ip", "-o", "-4", "addr", "show", "eth1"]).contains(&s12[..s12.len() - 4]));
+    same_as_docker(&d, &["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "cnet"]);
+    ok(&["network", "disconnect", "cnet", "x2"]);
+    same_as_docker(&d, &["network", "rm", "bnet"]);
+    d.ok(&["rm", "-f", "x1", "x2"]);
+    assert_eq!(berth(&d, &["network", "prune", "-f"]).stdout, "Deleted Networks:\nbnet\ncnet\n\n");
+    assert_eq!(ok(&["network", "ls", "--format", "{{.Name}}"]), "host\nnone");
+    assert!(!link_exists(&b11) && !link_exists(&b12));
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use berth_api::container_config::{
-    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, EmptyObject, EndpointSettings, HealthConfig,
+    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, EmptyObject, EndpointIpamConfig, EndpointSettings, HealthConfig,
     HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding, Resources, RestartPolicy, TmpfsOptions, Ulimit,
     VolumeOptions,
 };
@@ -447,7 +447,12 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
     // Only container networks get an endpoint; host/none/container:x do not.
     let mut endpoints = BTreeMap::new();
     if !matches!(network.as_str(), "host" | "none") && !network.starts_with("container:") {
-        endpoints.insert(network, Some(EndpointSettings::default()));
+        let settings = EndpointSettings {
+            ipam_config: o.ip.as_ref().map(|ip| EndpointIpamConfig { ipv4_address: ip.clone(), ..Default::default() }),
+            aliases: (!o.network_alias.is_empty()).then(|| o.network_alias.clone()),
+            ..Default::default()
+        };
+        endpoints.insert(network, Some(settings));
     }
     let req = ContainerCreateRequest {
         config,

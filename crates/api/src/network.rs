@@ -30,8 +30,8 @@ pub struct NetworkCreateRequest {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipam {
     pub driver: String,
-    pub config: Option<Vec<IpamConfig>>,
     pub options: Option<BTreeMap<String, String>>,
+    pub config: Option<Vec<IpamConfig>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
