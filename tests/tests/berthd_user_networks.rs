@@ -464,3 +464,33 @@ fn berth_network_commands_match_docker() {
     assert!(!link_exists(&b11) && !link_exists(&b12));
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+#[test]
+fn dns_options_and_host_gateway() {
+    if skip() {
+        return;
+    }
+    let conf = tempfile::tempdir().unwrap();
+    let resolv = conf.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\nsearch host.test\n").unwrap();
+    let d = Berthd::start_with(vec!["--resolv-conf".into(), resolv.display().to_string()]);
+    d.import_busybox("busybox");
+    let (b13, s13, p13) = net(13);
+    create(&d, &b13, &s13, &["netf"]);
+    // On a user network: the embedded server stays the name server; search and options are
+    // the container's.
+    let out = d.ok(&[
+        "run", "--rm", "--network", "netf", "--add-host", "gw:host-gateway", "--add-host", "db:10.9.9.9", "--dns", "127.0.0.1",
+        "--dns-search", "a.test", "--dns-option", "ndots:2", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts",
+    ]);
+    assert!(out.starts_with("nameserver 127.0.0.11\nsearch a.test\noptions ndots:2\n"), "{out}");
+    assert!(out.contains(&format!("{p13}.1\tgw\n")) && out.ends_with("10.9.9.9\tdb"), "{out}");
+    // Without the embedded server (--network none): --dns names the servers.
+    let out = d.ok(&["run", "--rm", "--network", "none", "--dns", "10.1.2.3", "--dns-search", ".", "busybox", "cat", "/etc/resolv.conf"]);
+    assert!(out.contains("nameserver 10.1.2.3") && !out.contains("search"), "{out}");
+    let no_gw = d.docker(&["run", "--name", "nogw", "--network", "none", "--add-host", "gw:host-gateway", "busybox", "true"]);
+    assert!(no_gw.stderr.contains("host-gateway"), "{no_gw}");
+    d.ok(&["rm", "nogw"]);
+    d.ok(&["network", "rm", "netf"]);
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}

@@ -38,8 +38,13 @@ pub(crate) struct Dns {
 /// ones (they mean nothing from berthd's view of a container's question either).
 fn upstreams(resolv_conf: &std::path::Path) -> Vec<SocketAddr> {
     let text = std::fs::read_to_string(resolv_conf).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+    let servers: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).collect();
+    addresses(&servers)
+}
+
+fn addresses(servers: &[&str]) -> Vec<SocketAddr> {
+    servers
+        .iter()
         .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
         .filter(|a| !a.is_loopback())
         .map(|a| SocketAddr::new(a, 53))
@@ -80,8 +85,8 @@ fn reply(query: &Message, code: ResponseCode) -> Message {
     m
 }
 
-async fn forward(raw: &[u8], resolv_conf: &std::path::Path) -> Option<Vec<u8>> {
-    for server in upstreams(resolv_conf) {
+async fn forward(raw: &[u8], servers: Vec<SocketAddr>) -> Option<Vec<u8>> {
+    for server in servers {
         let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
         let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else { continue };
         if sock.send_to(raw, server).await.is_err() {
@@ -122,6 +127,16 @@ impl Engine {
         (!out.is_empty()).then_some(out)
     }
 
+    /// A container's `--dns` servers, else the host's.
+    fn dns_upstreams(&self, asker: &str) -> Vec<SocketAddr> {
+        let own = lock(&self.containers).get(asker).and_then(|r| r.host_config.dns.clone()).unwrap_or_default();
+        if own.is_empty() {
+            upstreams(&self.cfg.resolv_conf)
+        } else {
+            addresses(&own.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+    }
+
     /// The answer to one DNS message from container `asker` (None: not a query to answer).
     async fn dns_answer(self: Arc<Self>, asker: String, raw: Vec<u8>) -> Option<Vec<u8>> {
         let q = Message::from_vec(&raw).ok()?;
@@ -146,7 +161,7 @@ impl Engine {
                 }
                 m
             }
-            None => match forward(&raw, &self.cfg.resolv_conf).await {
+            None => match forward(&raw, self.dns_upstreams(&asker)).await {
                 Some(answer) => return Some(answer),
                 None => reply(&q, ResponseCode::ServFail),
             },
