@@ -494,3 +494,48 @@ fn dns_options_and_host_gateway() {
     d.ok(&["network", "rm", "netf"]);
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+#[test]
+fn legacy_links_hosts_env_and_dns_alias() {
+    if skip() {
+        return;
+    }
+    let (b14, _, p14) = net(14);
+    let (b15, s15, _) = net(15);
+    let conf = tempfile::tempdir().unwrap();
+    let resolv = conf.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    let args = ["--bridge", &b14, "--bip", &format!("{p14}.1/24"), "--resolv-conf", &resolv.display().to_string()].map(String::from);
+    let d = Berthd::start_with(args.to_vec());
+    d.import_busybox("busybox");
+    // On the default bridge: /etc/hosts and variables.
+    d.ok(&["run", "-d", "--name", "web", "--expose", "8080", "-e", "MODE=prod", "busybox", "sleep", "300"]);
+    let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    let host = d.ok(&["inspect", "-f", "{{.Config.Hostname}}", "web"]);
+    let out = d.ok(&["run", "--rm", "--name", "app", "--link", "web:db", "busybox", "sh", "-c", "cat /etc/hosts; env"]);
+    assert!(out.contains(&format!("{ip}\tdb {host} web\n")), "{out}");
+    for v in [format!("DB_PORT_8080_TCP_ADDR={ip}"), format!("DB_PORT=tcp://{ip}:8080"), "DB_ENV_MODE=prod".into(), "DB_NAME=/app/db".into()] {
+        assert!(out.lines().any(|l| l == v), "{v} in\n{out}");
+    }
+    d.ok(&["create", "--name", "app2", "--link", "web:db", "busybox", "true"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.HostConfig.Links}}", "app2"]), "[/web:/app2/db]");
+    let missing = d.docker(&["create", "--link", "nosuch:x", "busybox", "true"]);
+    assert!(missing.code != Some(0) && missing.stderr.contains("could not get container for nosuch"), "{missing}");
+    d.ok(&["stop", "-t", "1", "web"]);
+    let stopped = d.docker(&["start", "app2"]);
+    assert!(stopped.stderr.contains("Cannot link to a non running container: /web AS /app2/db"), "{stopped}");
+
+    // On a user network: the alias is a DNS name for the linking container only.
+    create(&d, &b15, &s15, &["netl"]);
+    d.ok(&["run", "-d", "--name", "web2", "--network", "netl", "busybox", "sleep", "300"]);
+    let ip2 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netl.IPAddress}}", "web2"]);
+    d.ok(&["run", "-d", "--name", "app3", "--network", "netl", "--link", "web2:cache", "busybox", "sleep", "300"]);
+    assert_eq!(looked_up(&d, "app3", "cache"), vec![ip2.clone()]);
+    let other = d.docker(&["exec", "web2", "nslookup", "cache", "127.0.0.11"]);
+    assert!(!other.stdout.contains(&ip2), "{other}");
+
+    d.ok(&["rm", "-f", "web", "app2", "web2", "app3"]);
+    d.ok(&["network", "rm", "netl"]);
+    assert_eq!(netns_files(&d), Vec::<String>::new());
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}

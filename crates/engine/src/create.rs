@@ -56,6 +56,7 @@ impl Engine {
         };
         berth_spec::check_request(&config, &host)?;
         self.validate_network(&config, &host, &endpoints_config)?;
+        self.normalize_links(&name, &mut host)?;
         let image_id = self.images.meta().resolve(&image_ref)?;
         let image_cfg = crate::spec::image_config(self, &image_id)?;
         config = berth_spec::merge_image_config(&config, &berth_spec::ImageDefaults::from_config(&image_cfg))?;

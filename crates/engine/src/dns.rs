@@ -112,13 +112,16 @@ impl Engine {
         if mine.is_empty() || name.is_empty() {
             return None;
         }
+        // Links are names for the linking container only.
+        let linked = self.get(asker).map(|r| self.link_targets(&r, &name)).unwrap_or_default();
         let names: HashMap<String, String> = lock(&self.containers).values().map(|r| (r.id.clone(), r.name.to_ascii_lowercase())).collect();
         let mut out = Vec::new();
         for (n, _) in mine {
             for ep in n.endpoints() {
                 let hit = names.get(&ep.container_id).is_some_and(|c| *c == name)
                     || (name.len() == 12 && ep.container_id.starts_with(&name))
-                    || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(&name));
+                    || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(&name))
+                    || linked.contains(&ep.container_id);
                 if hit && !out.contains(&ep.ip) {
                     out.push(ep.ip);
                 }

@@ -12,6 +12,7 @@ pub mod events;
 mod exec;
 mod health;
 mod images;
+mod links;
 pub mod registry;
 mod lifecycle;
 pub mod names;

@@ -91,9 +91,19 @@ impl Engine {
             })?,
             _ => rec.clone(),
         };
-        self.write_container_files(rec, net.ip, net.shared_with.as_ref(), net.embedded_dns)?;
+        let (link_hosts, link_env) = self.link_entries(rec)?;
+        self.write_container_files(rec, net.ip, net.shared_with.as_ref(), net.embedded_dns, &link_hosts)?;
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
-        let spec = match self.build_spec(rec, &rootfs, net.net_ns.clone()) {
+        let linked;
+        let spec_rec = if link_env.is_empty() {
+            rec
+        } else {
+            let mut r = rec.clone();
+            r.config.env.get_or_insert_with(Vec::new).extend(link_env);
+            linked = r;
+            &linked
+        };
+        let spec = match self.build_spec(spec_rec, &rootfs, net.net_ns.clone()) {
             Ok(s) => s,
             Err(e) => {
                 let _ = mount.unmount();
@@ -175,14 +185,15 @@ impl Engine {
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf in the bundle (tmpfs: regenerated at
     /// every start, as Docker regenerates them), and the data-root dir that holds the log.
-    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>, embedded_dns: bool) -> Result<()> {
+    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>, embedded_dns: bool, link_hosts: &[String]) -> Result<()> {
         let dir = self.container_dir(&rec.id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         let etc = crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id));
         if let Some(o) = shared_with {
             return crate::etcfiles::copy_all(&crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&o.id)), &etc);
         }
-        let extra_hosts = self.extra_hosts(rec)?;
+        let mut extra_hosts = link_hosts.to_vec();
+        extra_hosts.extend(self.extra_hosts(rec)?);
         crate::etcfiles::write_all(&etc, ip, &rec.config.hostname, &rec.config.domainname, rec.host_config.network_mode == "host", &extra_hosts)?;
         let hc = &rec.host_config;
         let (servers, search, options) = (hc.dns.clone().unwrap_or_default(), hc.dns_search.clone().unwrap_or_default(), hc.dns_options.clone().unwrap_or_default());
