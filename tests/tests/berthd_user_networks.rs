@@ -156,7 +156,7 @@ fn reach_within_not_across_internal_and_connect() {
     let fixed = format!("{pa}.50");
     d.ok(&["run", "-d", "--name", "a1", "--network", "neta", "busybox", "sleep", "300"]);
     d.ok(&["run", "-d", "--name", "a2", "--network", "neta", "--ip", &fixed, "--network-alias", "web", "busybox", "sleep", "300"]);
-    d.ok(&["run", "-d", "--name", "b1", "--network", "netb", "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "b1", "--network", "netb", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a2"]), fixed);
     assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.Aliases}}", "a2"]), "[web]");
     let ip_a1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a1"]);
@@ -167,8 +167,12 @@ fn reach_within_not_across_internal_and_connect() {
     d.ok(&["exec", "a1", "ping", "-c", "1", "-W", "5", &fixed]);
     let across = d.docker(&["exec", "b1", "ping", "-c", "1", "-W", "1", &fixed]);
     assert_ne!(across.code, Some(0), "netb reached neta: {across}");
-    let across = d.docker(&["exec", "a1", "nc", "-w", "1", &ip_b1, "80"]);
-    assert_ne!(across.code, Some(0), "neta reached netb: {across}");
+    // b1 serves on its own network (checked from a container there), not to neta.
+    let get = format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip_b1} 80");
+    let page = d.ok(&["run", "--rm", "--network", "netb", "busybox", "sh", "-c", &get]);
+    assert!(page.contains("200 OK"), "{page}");
+    let across = d.docker(&["exec", "a1", "sh", "-c", &get]);
+    assert!(!across.stdout.contains("200 OK"), "neta reached netb: {across}");
 
     // --ip on a network without a matching subnet, and on a missing network.
     // As Docker: the create succeeds, the start fails.
