@@ -127,6 +127,13 @@ fn create_inspect_ls_rm_prune() {
     assert!(refused.stderr.contains("error while removing network: network net1 has active endpoints"), "{refused}");
     assert_eq!(d.ok(&["network", "ls", "--filter", "dangling=true", "--format", "{{.Name}}"]), "net2");
 
+    // With the default bridge off, a running default-network container has no sandbox to
+    // join: refused, nothing recorded.
+    d.ok(&["run", "-d", "--name", "lo", "busybox", "sleep", "300"]);
+    let no = d.docker(&["network", "connect", "net2", "lo"]);
+    assert!(no.code != Some(0) && no.stderr.contains("no network sandbox"), "{no}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "lo"]), "1");
+    d.ok(&["rm", "-f", "lo"]);
     // Prune takes only the unused network.
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert_eq!(pruned, "Deleted Networks:\nnet2");
@@ -541,5 +548,71 @@ fn legacy_links_hosts_env_and_dns_alias() {
     d.ok(&["rm", "-f", "web", "app2", "web2", "app3"]);
     d.ok(&["network", "rm", "netl"]);
     assert_eq!(netns_files(&d), Vec::<String>::new());
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}
+
+/// The Python docker SDK (7.x) on networks: create with IPAM, list, get, connect with
+/// aliases, the network's containers, disconnect, remove, prune; its exceptions' statuses.
+#[test]
+fn python_sdk_networks() {
+    if skip() {
+        return;
+    }
+    let has_sdk = std::process::Command::new("python3").args(["-c", "import docker"]).status().is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("skipped: the Python docker SDK is not installed");
+        return;
+    }
+    let conf = tempfile::tempdir().unwrap();
+    let resolv = conf.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    // A default bridge too: "sb" starts there and is connected to the user network.
+    let (b17, _, p17) = net(17);
+    let args = ["--bridge", &b17, "--bip", &format!("{p17}.1/24"), "--resolv-conf", &resolv.display().to_string()].map(String::from);
+    let d = Berthd::start_with(args.to_vec());
+    d.import_busybox("busybox:latest");
+    let (b16, s16, p16) = net(16);
+    let script = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1])
+bridge, subnet, prefix = sys.argv[2], sys.argv[3], sys.argv[4]
+ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=prefix + ".1")])
+n = c.networks.create("sdknet", driver="bridge", ipam=ipam, labels={"app": "sdk"}, options={"com.docker.network.bridge.name": bridge})
+assert n.name == "sdknet" and len(n.id) == 64, n.attrs
+try:
+    c.networks.create("sdknet")
+    raise SystemExit("duplicate name accepted")
+except docker.errors.APIError as e:
+    assert e.status_code == 409, e
+assert [x.name for x in c.networks.list(filters={"label": "app=sdk"})] == ["sdknet"]
+assert c.networks.get("sdknet").attrs["IPAM"]["Config"][0]["Subnet"] == subnet
+a = c.containers.run("busybox", ["sleep", "100"], detach=True, name="sa", network="sdknet")
+b = c.containers.run("busybox", ["sleep", "100"], detach=True, name="sb")
+n.connect(b, aliases=["db"], ipv4_address=prefix + ".40")
+n.reload()
+assert sorted(x.name for x in n.containers) == ["sa", "sb"], n.containers
+out = a.exec_run(["nslookup", "db", "127.0.0.11"]).output.decode()
+assert prefix + ".40" in out, out
+try:
+    n.remove()
+    raise SystemExit("removed with endpoints")
+except docker.errors.APIError as e:
+    assert e.status_code == 403 and "active endpoints" in str(e), e
+n.disconnect(b)
+a.remove(force=True)
+b.remove(force=True)
+assert c.networks.prune()["NetworksDeleted"] == ["sdknet"]
+try:
+    c.networks.get("sdknet")
+    raise SystemExit("still there")
+except docker.errors.NotFound:
+    pass
+print("ok")
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script, &d.host(), &b16, &s16, &p16]);
+    let out = berth_e2e::dockerd::run_with_timeout(cmd, None, Duration::from_secs(120));
+    assert_eq!((out.code, out.stdout.trim()), (Some(0), "ok"), "{out}\nberthd log:\n{}", d.log_tail(30));
+    assert!(!link_exists(&b16));
     assert_eq!(d.leaks(), Vec::<String>::new());
 }

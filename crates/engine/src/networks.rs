@@ -242,7 +242,11 @@ impl Engine {
         }
         let eps = [(name.clone(), settings.clone())].into();
         self.validate_network(&rec.config, &rec.host_config, &eps)?;
-        let running = matches!(rec.state.status, Status::Running | Status::Paused) && self.endpoint(&id).is_some();
+        let running = matches!(rec.state.status, Status::Running | Status::Paused);
+        if running && self.endpoint(&id).is_none() {
+            // On the default network with `--bridge none`: loopback only, no sandbox to join.
+            return Err(Error::Forbidden(format!("container {} has no network sandbox to connect to {name} (the default bridge is disabled); connect it while stopped", rec.name)));
+        }
         if running {
             let used: Vec<String> = self.networks.endpoints_of(&id).into_iter().map(|(_, e)| e.ifname).collect();
             let ifname = (1..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).expect("unbounded");

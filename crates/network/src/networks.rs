@@ -114,13 +114,15 @@ impl<O: NetOps + Clone> Networks<O> {
         self.default.iter().cloned().chain(self.lock().values().cloned()).collect()
     }
 
-    /// All networks as `network ls` lists them: predefined first.
+    /// All networks: predefined first, then user networks by name.
     pub fn all(&self) -> Vec<Found<O>> {
         let mut v: Vec<Found<O>> = self.default.iter().cloned().map(Found::Bridge).collect();
         let created = self.ids.created.clone();
         v.push(Found::Predefined { name: "host", driver: "host", id: self.ids.host.clone(), created: created.clone() });
         v.push(Found::Predefined { name: "none", driver: "null", id: self.ids.none.clone(), created });
-        v.extend(self.lock().values().cloned().map(Found::Bridge));
+        let mut user: Vec<_> = self.lock().values().cloned().collect();
+        user.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        v.extend(user.into_iter().map(Found::Bridge));
         v
     }
 
