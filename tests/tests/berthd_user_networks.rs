@@ -165,6 +165,8 @@ fn reach_within_not_across_internal_and_connect() {
     d.ok(&["run", "-d", "--name", "a2", "--network", "neta", "--ip", &fixed, "--network-alias", "web", "busybox", "sleep", "300"]);
     d.ok(&["run", "-d", "--name", "b1", "--network", "netb", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a2"]), fixed);
+    assert_eq!(d.ok(&["ps", "--filter", "network=neta", "--format", "{{.Names}}"]), "a2\na1");
+    assert_eq!(d.ok(&["ps", "--filter", "network=netb", "--format", "{{.Networks}}"]), "netb");
     assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.Aliases}}", "a2"]), "[web]");
     let ip_a1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neta.IPAddress}}", "a1"]);
     let ip_b1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netb.IPAddress}}", "b1"]);
