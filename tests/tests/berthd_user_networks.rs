@@ -618,3 +618,77 @@ print("ok")
     assert!(!link_exists(&b16));
     assert_eq!(d.leaks(), Vec::<String>::new());
 }
+
+/// A JSON value's shape: objects keep their keys (recursively), other values only their kind.
+fn shape(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as V;
+    match v {
+        V::Object(m) => V::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        V::Array(a) => V::Array(a.iter().take(1).map(shape).collect()),
+        V::String(_) => "string".into(),
+        V::Number(_) => "number".into(),
+        V::Bool(_) => "bool".into(),
+        V::Null => V::Null,
+    }
+}
+
+/// `network inspect` and a container's endpoint in inspect have the real Docker engine's
+/// shape (same keys, same kinds), for the same requests through the same docker CLI. The
+/// reference dockerd may speak an older API than Berth's 1.47: fields added since (DNSNames,
+/// API 1.44) are left out of the comparison when it lacks them.
+#[test]
+fn inspect_shapes_match_dockerd() {
+    use berth_e2e::dockerd::{find_exe, report_problems, Daemon, HostTools};
+    if skip() {
+        return;
+    }
+    let (Ok(tools), Some(runc)) = (HostTools::find(), find_exe("runc")) else {
+        eprintln!("skipped: dockerd/containerd/runc not installed");
+        return;
+    };
+    let mut dockerd = Daemon::new(&tools, &runc, "overlay2");
+    if let Err(e) = dockerd.launch() {
+        report_problems(&dockerd.teardown());
+        panic!("dockerd did not start: {e}");
+    }
+    let d = Berthd::start();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let tar = berth_e2e::busybox_rootfs();
+        let rootfs_tar = std::process::Command::new("tar").arg("-C").arg(&tar).args(["-c", "."]).output().unwrap().stdout;
+        let mut import = dockerd.docker_cmd(&["import", "-", "busybox:latest"]);
+        import.stdin(std::process::Stdio::piped());
+        let o = berth_e2e::dockerd::run_with_timeout(import, Some(rootfs_tar), Duration::from_secs(60));
+        assert_eq!(o.code, Some(0), "{o}");
+        d.import_busybox("busybox:latest");
+        let mut shapes = Vec::new();
+        for (i, side) in [0u32, 1].iter().enumerate() {
+            let (bridge, subnet, _) = net(18 + i as u32);
+            let opt = format!("com.docker.network.bridge.name={bridge}");
+            let run = |args: &[&str]| if *side == 0 { dockerd.ok(args) } else { d.ok(args) };
+            run(&["network", "create", "--subnet", &subnet, "-o", &opt, "--label", "a=b", "shapenet"]);
+            run(&["run", "-d", "--name", "sc", "--network", "shapenet", "--network-alias", "al", "busybox", "sleep", "100"]);
+            let net: serde_json::Value = serde_json::from_str(&run(&["network", "inspect", "shapenet"])).unwrap();
+            let ctr: serde_json::Value = serde_json::from_str(&run(&["inspect", "sc"])).unwrap();
+            let mut net = net[0].clone();
+            // Keyed by container ID: one entry, under a common key.
+            let eps: Vec<serde_json::Value> = net["Containers"].as_object().unwrap().values().cloned().collect();
+            net["Containers"] = serde_json::json!({ "ID": eps[0] });
+            shapes.push((shape(&net), shape(&ctr[0]["NetworkSettings"]["Networks"]["shapenet"])));
+            run(&["rm", "-f", "sc"]);
+            run(&["network", "rm", "shapenet"]);
+        }
+        let (dk, bt) = (&shapes[0], &mut shapes[1].clone());
+        for newer in ["DNSNames"] {
+            if dk.1.get(newer).is_none() {
+                bt.1.as_object_mut().unwrap().remove(newer);
+            }
+        }
+        assert_eq!(bt.0, dk.0, "network inspect:\nberth  {}\ndocker {}", bt.0, dk.0);
+        assert_eq!(bt.1, dk.1, "container endpoint:\nberth  {}\ndocker {}", bt.1, dk.1);
+    }));
+    dockerd.remove_all_containers();
+    report_problems(&dockerd.teardown());
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

@@ -85,7 +85,8 @@ pub struct Network {
     pub created: String,
     pub scope: String,
     pub driver: String,
-    #[serde(rename = "EnableIPv4", default)]
+    /// API 1.48 (Berth speaks 1.47): read from newer daemons, never sent.
+    #[serde(rename = "EnableIPv4", default, skip_serializing)]
     pub enable_ipv4: bool,
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: bool,

@@ -299,7 +299,7 @@ impl Engine {
             }
             let ipam = req.as_ref().and_then(|r| r.ipam_config.as_ref()).map(|c| serde_json::json!({ "IPv4Address": c.ipv4_address }));
             networks.insert(name, serde_json::json!({
-                "IPAMConfig": ipam, "Links": null, "Aliases": aliases, "MacAddress": mac, "DriverOpts": null, "GwPriority": 0,
+                "IPAMConfig": ipam, "Links": null, "Aliases": aliases, "MacAddress": mac, "DriverOpts": null,
                 "NetworkID": net.as_ref().map(|n| n.id()).unwrap_or_default(), "EndpointID": eid, "Gateway": gw, "IPAddress": ip,
                 "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names
             }));

@@ -104,7 +104,7 @@ impl Engine {
                 let cfg = IpamConfig {
                     subnet: n.subnet().to_string(),
                     ip_range: m.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                    gateway: n.gateway().to_string(),
+                    gateway: if m.ipam_given && !m.gateway_given { String::new() } else { n.gateway().to_string() },
                     auxiliary_addresses: None,
                 };
                 Network {

@@ -44,8 +44,11 @@ pub struct NetworkMeta {
     pub options: BTreeMap<String, String>,
     /// Addresses are handed out from this part of the subnet only.
     pub ip_range: Option<Ipv4Net>,
-    /// Whether the subnet/gateway came from the request (inspect shows the gateway then).
+    /// Whether the subnet came from the request.
     pub ipam_given: bool,
+    /// Whether the gateway did (with a given subnet, inspect shows only what was given).
+    #[serde(default)]
+    pub gateway_given: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -206,6 +206,7 @@ impl<O: NetOps + Clone> Networks<O> {
             options: req.options.clone(),
             ip_range: req.ip_range,
             ipam_given: req.subnet.is_some(),
+            gateway_given: req.gateway.is_some(),
         };
         let opts = BridgeOptions { name: bridge, bip: None, mtu };
         let file = self.dir.join(format!("{id}.json"));
