@@ -692,3 +692,62 @@ fn inspect_shapes_match_dockerd() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// A one-answer DNS server on `addr` (this machine): every A question gets 192.0.2.77.
+/// Returns how many questions it answered, once `stop` is set.
+fn fake_upstream(addr: &str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<usize> {
+    let sock = std::net::UdpSocket::bind(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 512];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            let q = &buf[..n];
+            // Header: same id, response + recursion available, one question, an answer for A
+            // (the question's type ends it, before its class).
+            let is_a = q[n - 4..n - 2] == [0, 1];
+            let mut r = vec![q[0], q[1], 0x81, 0x80, 0, 1, 0, u8::from(is_a), 0, 0, 0, 0];
+            r.extend_from_slice(&q[12..]);
+            if is_a {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+            }
+            sock.send_to(&r, from).unwrap();
+            answered += 1;
+        }
+        answered
+    })
+}
+
+#[test]
+fn embedded_dns_forwards_other_names() {
+    if skip() {
+        return;
+    }
+    let conf = tempfile::tempdir().unwrap();
+    let resolv = conf.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    let d = Berthd::start_with(vec!["--resolv-conf".into(), resolv.display().to_string()]);
+    d.import_busybox("busybox");
+    let (b20, s20, p20) = net(20);
+    create(&d, &b20, &s20, &["netu"]);
+    // The upstream listens on the network's gateway address: on this machine.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let upstream = fake_upstream(&format!("{p20}.1:53"), stop.clone());
+    let gw = format!("{p20}.1");
+    d.ok(&["run", "-d", "--name", "f1", "--network", "netu", "--dns", &gw, "busybox", "sleep", "300"]);
+    d.ok(&["run", "-d", "--name", "f2", "--network", "netu", "busybox", "sleep", "300"]);
+    // A name that is no container's goes to the container's --dns server.
+    assert_eq!(looked_up(&d, "f1", "example.test"), vec!["192.0.2.77".to_string()]);
+    // Container names are still answered by berthd itself.
+    let ip2 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netu.IPAddress}}", "f2"]);
+    assert_eq!(looked_up(&d, "f1", "f2"), vec![ip2]);
+    // Without --dns, the host's resolvers: loopback only here, so SERVFAIL.
+    let no = d.docker(&["exec", "f2", "nslookup", "example.test", "127.0.0.11"]);
+    assert!(no.code != Some(0) && !no.stdout.contains("192.0.2.77"), "{no}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(upstream.join().unwrap() >= 1);
+    d.ok(&["rm", "-f", "f1", "f2"]);
+    d.ok(&["network", "rm", "netu"]);
+    assert_eq!(d.leaks(), Vec::<String>::new());
+}
