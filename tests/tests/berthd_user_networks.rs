@@ -210,6 +210,13 @@ fn reach_within_not_across_internal_and_connect() {
     let across = d.docker(&["exec", "b1", "ping", "-c", "1", "-W", "1", &fixed]);
     assert_ne!(across.code, Some(0), "reachable after disconnect: {across}");
 
+    // Two --network flags: the first is the network mode (eth0), the second eth1.
+    d.ok(&["run", "-d", "--name", "m2", "--network", "netb", "--network", "neta", "busybox", "sleep", "300"]);
+    let both = d.ok(&["inspect", "-f", "{{.HostConfig.NetworkMode}} {{len .NetworkSettings.Networks}}", "m2"]);
+    assert_eq!(both, "netb 2");
+    d.ok(&["exec", "m2", "ping", "-c", "1", "-W", "5", &fixed]);
+    d.ok(&["exec", "m2", "ping", "-c", "1", "-W", "5", &ip_b1]);
+    d.ok(&["rm", "-f", "m2"]);
     // A connected network is joined again at the next start.
     d.ok(&["network", "connect", "neta", "b1"]);
     d.ok(&["restart", "-t", "1", "b1"]);
