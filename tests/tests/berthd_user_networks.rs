@@ -253,7 +253,21 @@ fn restart_keeps_networks_and_shutdown_cleans_up() {
     let (b7, s7, _) = net(7);
     let (b8, s8, _) = net(8);
     create(&d, &b7, &s7, &["net7"]);
-    let id8 = create(&d, &b8, &s8, &["net8"]);
+    let id8 = create(&d, &b8, &s8, &["-o", "com.docker.network.driver.mtu=1400", "net8"]);
+    // A published port on a user network, from the host.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let publish = format!("127.0.0.1:{port}:80");
+    d.ok(&["run", "-d", "--name", "pub", "-h", "pubhost", "--network", "net7", "-p", &publish, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let get = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /hostname HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.contains("pubhost").then_some(())
+    };
+    berth_e2e::dockerd::poll("httpd on net7 to answer through the published port", Duration::from_secs(10), get);
     d.ok(&["run", "-d", "--name", "r1", "--network", "net7", "busybox", "sleep", "300"]);
     d.ok(&["run", "-d", "--name", "r2", "--network", "net7", "busybox", "sleep", "300"]);
     let ip1 = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.net7.IPAddress}}", "r1"]);
@@ -269,11 +283,14 @@ fn restart_keeps_networks_and_shutdown_cleans_up() {
     assert_ne!(ip3, ip1);
     d.ok(&["exec", "r3", "ping", "-c", "1", "-W", "5", &ip1]);
     let n = d.ok(&["network", "inspect", "-f", "{{len .Containers}}", "net7"]);
-    assert_eq!(n, "3");
+    assert_eq!(n, "4");
+    assert!(get().is_some(), "published port after the restart");
+    // The network's MTU option survives the restart.
+    assert_eq!(d.ok(&["run", "--rm", "--network", "net8", "busybox", "cat", "/sys/class/net/eth0/mtu"]), "1400");
 
     // Shutdown with no container left: no bridge, table or namespace file remains; the
     // networks come back at the next start.
-    d.ok(&["rm", "-f", "r1", "r2", "r3"]);
+    d.ok(&["rm", "-f", "r1", "r2", "r3", "pub"]);
     stop_daemon(&d);
     for br in [&b7, &b8] {
         assert!(!link_exists(br), "{br} left after shutdown");

@@ -173,9 +173,10 @@ impl<O: NetOps> BridgeNetwork<O> {
     }
 
     /// Loads a persisted user network.
-    pub(crate) fn load(ops: O, state_file: PathBuf, netns_dir: PathBuf, mtu: u32) -> Result<BridgeNetwork<O>> {
+    pub(crate) fn load(ops: O, state_file: PathBuf, netns_dir: PathBuf) -> Result<BridgeNetwork<O>> {
         let b = std::fs::read(&state_file).map_err(|e| Error::path("read", &state_file, e))?;
         let p: Persisted = serde_json::from_slice(&b).map_err(|e| Error::Internal(format!("{}: {e}", state_file.display())))?;
+        let mtu = crate::networks::mtu_option(&p.meta.options)?;
         let opts = BridgeOptions { name: p.bridge, bip: None, mtu };
         Self::assemble(ops, opts, state_file, netns_dir, p.id, p.meta, (p.subnet, p.gateway), p.endpoints)
     }

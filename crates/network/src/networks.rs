@@ -58,6 +58,14 @@ pub struct Networks<O: NetOps> {
     netns_dir: PathBuf,
 }
 
+/// `com.docker.network.driver.mtu`, 1500 without it.
+pub(crate) fn mtu_option(options: &BTreeMap<String, String>) -> Result<u32> {
+    match options.get(MTU_OPTION) {
+        Some(m) => m.parse::<u32>().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| Error::InvalidParameter(format!("invalid MTU {m:?}"))),
+        None => Ok(1500),
+    }
+}
+
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     c.next().is_some_and(|f| f.is_ascii_alphanumeric()) && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
@@ -91,7 +99,7 @@ impl<O: NetOps + Clone> Networks<O> {
         let mut user = BTreeMap::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::path("read", &dir, e))?;
         for f in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")) {
-            match BridgeNetwork::load(ops.clone(), f.clone(), netns_dir.clone(), 1500) {
+            match BridgeNetwork::load(ops.clone(), f.clone(), netns_dir.clone()) {
                 Ok(n) => {
                     user.insert(n.id(), Arc::new(n));
                 }
@@ -165,10 +173,7 @@ impl<O: NetOps + Clone> Networks<O> {
         if predefined || user.values().any(|n| n.meta().name == req.name) {
             return Err(Error::Conflict(format!("network with name {} already exists", req.name)));
         }
-        let mtu = match req.options.get(MTU_OPTION) {
-            Some(m) => m.parse::<u32>().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| Error::InvalidParameter(format!("invalid MTU {m:?}")))?,
-            None => 1500,
-        };
+        let mtu = mtu_option(&req.options)?;
         let id = crate::ops::random_id()?;
         let bridge = req.options.get(BRIDGE_NAME_OPTION).cloned().unwrap_or_else(|| format!("br-{}", &id[..12]));
         check_bridge_name(&bridge)?;
