@@ -549,6 +549,13 @@ fn legacy_links_hosts_env_and_dns_alias() {
     d.ok(&["run", "-d", "--name", "web", "--expose", "8080", "-e", "MODE=prod", "busybox", "sleep", "300"]);
     let ip = d.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
     let host = d.ok(&["inspect", "-f", "{{.Config.Hostname}}", "web"]);
+    // The default bridge as the API shows it.
+    assert_eq!(d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]), "bridge bridge\nhost host\nnone null");
+    let shown = d.ok(&["network", "inspect", "bridge", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}} {{index .Options \"com.docker.network.bridge.name\"}}"]);
+    assert_eq!(shown, format!("web {ip}/24 {b14}"));
+    let rm = d.docker(&["network", "rm", "bridge"]);
+    assert!(rm.stderr.contains("bridge is a pre-defined network and cannot be removed"), "{rm}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.bridge.NetworkID}}", "web"]), d.ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]));
     let out = d.ok(&["run", "--rm", "--name", "app", "--link", "web:db", "busybox", "sh", "-c", "cat /etc/hosts; env"]);
     assert!(out.contains(&format!("{ip}\tdb {host} web\n")), "{out}");
     for v in [format!("DB_PORT_8080_TCP_ADDR={ip}"), format!("DB_PORT=tcp://{ip}:8080"), "DB_ENV_MODE=prod".into(), "DB_NAME=/app/db".into()] {
