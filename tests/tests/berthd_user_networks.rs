@@ -494,8 +494,10 @@ fn berth_network_commands_match_docker() {
     assert!(d.ok(&["exec", "x2", "ip", "-o", "-4", "addr", "show", "eth1"]).contains(&s12[..s12.len() - 4]));
     same_as_docker(&d, &["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "cnet"]);
     ok(&["network", "disconnect", "cnet", "x2"]);
+    ok(&["run", "-d", "--name", "x3", "--network", "bnet", "--network", "cnet", "busybox", "sleep", "300"]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.HostConfig.NetworkMode}} {{len .NetworkSettings.Networks}}", "x3"]), "bnet 2");
     same_as_docker(&d, &["network", "rm", "bnet"]);
-    d.ok(&["rm", "-f", "x1", "x2"]);
+    d.ok(&["rm", "-f", "x1", "x2", "x3"]);
     assert_eq!(berth(&d, &["network", "prune", "-f"]).stdout, "Deleted Networks:\nbnet\ncnet\n\n");
     assert_eq!(ok(&["network", "ls", "--format", "{{.Name}}"]), "host\nnone");
     assert!(!link_exists(&b11) && !link_exists(&b12));

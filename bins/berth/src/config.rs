@@ -343,7 +343,11 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
     if o.rm && !matches!(restart.name.as_str(), "" | "no") {
         bail!("conflicting options: cannot specify both --restart and --rm");
     }
-    let network = o.network.clone().unwrap_or_else(|| "default".into());
+    // The first --network is the network mode; the others are joined too (eth1...).
+    let network = o.network.first().cloned().unwrap_or_else(|| "default".into());
+    if o.network.len() > 1 && o.network.iter().any(|n| matches!(n.as_str(), "host" | "none") || n.starts_with("container:")) {
+        bail!("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+    }
     let stop_signal = o.stop_signal.clone().unwrap_or_default();
 
     let config = ContainerConfig {
@@ -452,7 +456,10 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
             aliases: (!o.network_alias.is_empty()).then(|| o.network_alias.clone()),
             ..Default::default()
         };
-        endpoints.insert(network, Some(settings));
+        endpoints.insert(network.clone(), Some(settings));
+        for n in o.network.iter().skip(1) {
+            endpoints.insert(n.clone(), Some(EndpointSettings::default()));
+        }
     }
     let req = ContainerCreateRequest {
         config,

@@ -157,7 +157,7 @@ pub struct ContainerOpts {
     pub name: Option<String>,
     /// Connect a container to a network
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "list")]
     pub network_alias: Vec<String>,
