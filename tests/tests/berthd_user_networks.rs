@@ -231,6 +231,22 @@ fn reach_within_not_across_internal_and_connect() {
     assert_ne!(out.code, Some(0), "internal network reached out: {out}");
     d.ok(&["run", "--rm", "--network", "neti", "busybox", "ping", "-c", "1", "-W", "5", &d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.neti.IPAddress}}", "i1"])]);
 
+    // Disconnected from its network mode's network: that interface goes and later starts
+    // leave it out, until it is connected again (then it comes first again).
+    d.ok(&["network", "connect", "netb", "a1"]);
+    d.ok(&["network", "disconnect", "neta", "a1"]);
+    assert_ne!(d.docker(&["exec", "a1", "ip", "link", "show", "eth0"]).code, Some(0), "eth0 left");
+    assert_eq!(d.ok(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "a1"]), "netb");
+    d.ok(&["restart", "-t", "1", "a1"]);
+    assert!(d.ok(&["exec", "a1", "ip", "-4", "-o", "addr", "show", "eth0"]).contains(&pb), "netb is eth0 now");
+    // (b1 has a new address since its restart.)
+    let ip_b1_now = d.ok(&["inspect", "-f", "{{.NetworkSettings.Networks.netb.IPAddress}}", "b1"]);
+    d.ok(&["exec", "a1", "ping", "-c", "1", "-W", "5", &ip_b1_now]);
+    d.ok(&["network", "connect", "neta", "a1"]);
+    d.ok(&["restart", "-t", "1", "a1"]);
+    assert!(d.ok(&["exec", "a1", "ip", "-4", "-o", "addr", "show", "eth0"]).contains(&pa), "neta is eth0 again");
+    assert_eq!(d.ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "a1"]), "2");
+
     d.ok(&["rm", "-f", "a1", "a2", "b1", "i1"]);
     for n in ["neta", "netb", "neti"] {
         d.ok(&["network", "rm", n]);

@@ -106,6 +106,7 @@ impl Engine {
             has_been_started: false,
             mounts,
             endpoints_config,
+            mode_disconnected: false,
         };
         {
             let mut c = lock(&self.containers);

@@ -154,6 +154,24 @@ impl Engine {
         Ok(out)
     }
 
+    /// The networks a start joins, in order (the first is `eth0`): the mode's own network
+    /// unless disconnected from it, then connected ones.
+    fn join_list(&self, rec: &Record) -> Result<Vec<(Bridge, Option<EndpointSettings>)>> {
+        let primary = self.mode_network(&NetMode::of(&rec.host_config)?)?;
+        let mut out = Vec::new();
+        if let Some(p) = primary.as_ref().filter(|_| !rec.mode_disconnected) {
+            out.push((p.clone(), rec.endpoints_config.get(&rec.host_config.network_mode).cloned()));
+        }
+        out.extend(self.extra_networks(rec, primary.as_ref())?);
+        Ok(out)
+    }
+
+    /// Whether `n` is the network the container's mode names.
+    pub(crate) fn is_mode_network(&self, rec: &Record, n: &Bridge) -> bool {
+        let mode = NetMode::of(&rec.host_config).ok();
+        mode.and_then(|m| self.mode_network(&m).ok().flatten()).is_some_and(|m| Arc::ptr_eq(&m, n))
+    }
+
     /// Create-time check: the mode is known, published ports parse, `--ip` and aliases only
     /// on user networks. A joined container is looked up at start, as Docker
     /// does (it may not exist yet).
@@ -194,21 +212,21 @@ impl Engine {
         match NetMode::of(&rec.host_config)? {
             NetMode::None => {}
             NetMode::Host => p.net_ns = berth_spec::NetNs::Host,
-            mode @ (NetMode::Bridge | NetMode::User(_)) => {
-                // `--bridge none`: the default network is loopback only.
-                let Some(net) = self.mode_network(&mode)? else { return Ok(p) };
-                let extra = self.extra_networks(rec, Some(&net))?;
+            NetMode::Bridge | NetMode::User(_) => {
+                // Nothing to join (`--bridge none`, or disconnected from all): loopback only.
+                let list = self.join_list(rec)?;
                 // A run that ended without its exit being handled may have left some.
                 self.networks.detach_all(&rec.id);
-                // Host networking and `none` publish nothing, as Docker ignores -p there.
-                let publish = port_requests(&rec.config, &rec.host_config)?;
-                let own = rec.endpoints_config.get(&rec.host_config.network_mode);
-                let ep = net.attach_with(&rec.id, &attach_options(own, "eth0".into(), publish)?)?;
-                p.attached = true;
-                p.ip = Some(ep.ip);
-                p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
-                for (i, (n, s)) in extra.iter().enumerate() {
-                    n.attach_with(&rec.id, &attach_options(s.as_ref(), format!("eth{}", i + 1), Vec::new())?)?;
+                for (i, (n, s)) in list.iter().enumerate() {
+                    // Host networking and `none` publish nothing, as Docker ignores -p there;
+                    // ports go on the first interface.
+                    let publish = if i == 0 { port_requests(&rec.config, &rec.host_config)? } else { Vec::new() };
+                    let ep = n.attach_with(&rec.id, &attach_options(s.as_ref(), format!("eth{i}"), publish)?)?;
+                    if i == 0 {
+                        p.attached = true;
+                        p.ip = Some(ep.ip);
+                        p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
+                    }
                 }
                 if let Some(sandbox) = self.wants_dns(&rec.id) {
                     self.dns_start(&rec.id, &sandbox)?;
@@ -260,6 +278,7 @@ impl Engine {
         let own = rec.endpoints_config.get(&rec.host_config.network_mode).cloned();
         let primary = self.mode_network(&mode).ok().flatten();
         match (&mode, &primary) {
+            _ if rec.mode_disconnected => {}
             (NetMode::Bridge | NetMode::User(_), Some(n)) => {
                 out.push((n.meta().name.clone(), Some(n.clone()), n.endpoint(&rec.id), own));
             }

@@ -256,8 +256,14 @@ impl Engine {
             n.attach_with(&id, &opts)?;
         }
         let dns = if running { self.wants_dns(&id).map(|sandbox| self.dns_start(&id, &sandbox)) } else { None };
+        let mode_net = self.is_mode_network(&rec, &n);
         let saved = self.update(&id, |r| {
-            r.endpoints_config.insert(name.clone(), settings);
+            if mode_net {
+                r.mode_disconnected = false;
+                r.endpoints_config.insert(r.host_config.network_mode.clone(), settings);
+            } else {
+                r.endpoints_config.insert(name.clone(), settings);
+            }
             Ok(())
         });
         if let Err(e) = saved.and(dns.unwrap_or(Ok(()))) {
@@ -296,18 +302,20 @@ impl Engine {
         let _g = lock(&op);
         let rec = self.get(&id)?;
         let listed = self.container_networks(&rec);
-        let Some(pos) = listed.iter().position(|(_, net, _, _)| net.as_ref().is_some_and(|x| x.id() == n.id())) else {
+        if !listed.iter().any(|(_, net, _, _)| net.as_ref().is_some_and(|x| x.id() == n.id())) {
             return Err(Error::Forbidden(format!("container {} is not connected to network {}", rec.name, n.meta().name)));
-        };
-        if pos == 0 {
-            // The mode's own network carries the sandbox and the default route.
-            return Err(Error::Forbidden(format!("container {} cannot be disconnected from its network mode network {}", rec.name, n.meta().name)));
         }
+        let mode_net = self.is_mode_network(&rec, &n);
         if n.endpoint(&id).is_some() {
             n.disconnect(&id)?;
         }
         let net_id = n.id();
         self.update(&id, |r| {
+            // Later starts leave the mode's network out (its settings are kept for a reconnect).
+            if mode_net {
+                r.mode_disconnected = true;
+                return Ok(());
+            }
             let keys: Vec<String> = r.endpoints_config.keys().cloned().collect();
             for k in keys {
                 if self.networks.bridge(&k).is_ok_and(|x| x.id() == net_id) {

@@ -43,6 +43,10 @@ pub struct Record {
     /// networks connected since.
     #[serde(default)]
     pub endpoints_config: std::collections::BTreeMap<String, berth_api::container_config::EndpointSettings>,
+    /// Disconnected from its network mode's own network: starts do not join it (until it is
+    /// connected again), as Docker's.
+    #[serde(default)]
+    pub mode_disconnected: bool,
 }
 
 impl Record {

@@ -246,6 +246,8 @@ impl<O: NetOps + Clone> Networks<O> {
         for n in self.bridges() {
             let _ = n.detach(container_id);
         }
+        // Also when the interface that made it was disconnected earlier.
+        crate::sandbox::remove(&self.netns_dir.join(container_id));
     }
 
     /// At daemon shutdown: bridges and tables of networks without endpoints go (their state
