@@ -115,6 +115,17 @@ impl Berthd {
         self.extra_args.get(i + 1).filter(|b| *b != "none").cloned()
     }
 
+    /// The Linux bridges of the user networks this daemon has persisted.
+    pub fn user_network_bridges(&self) -> Vec<String> {
+        let dir = self.data_root.join("network").join("networks");
+        let files = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        files
+            .filter_map(|f| std::fs::read(f.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter_map(|v| v["bridge"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -264,8 +275,11 @@ impl Drop for Berthd {
         for base in cgroup_bases() {
             remove_cgroup_tree(&base.join(&self.cgroup_parent));
         }
-        // A daemon that did not shut down cleanly leaves its bridge and its nftables table.
-        if let Some(b) = self.bridge() {
+        // A daemon that did not shut down cleanly leaves its bridges and their nftables tables
+        // (the default one and those of user networks).
+        let mut bridges: Vec<String> = self.bridge().into_iter().collect();
+        bridges.extend(self.user_network_bridges());
+        for b in bridges {
             if Path::new("/sys/class/net").join(&b).exists() {
                 let _ = Command::new("ip").args(["link", "delete", &b]).status();
             }

@@ -4,7 +4,8 @@
 //! - `docker run --rm busybox true` on the default bridge and with `--network none`, median
 //!   of n, and their difference: the network's share of a start (both daemons get a bridge of
 //!   their own: dockerd an existing one with iptables off, berthd its own with its nftables);
-//!   and with a named and an anonymous volume;
+//!   on a user-defined network (embedded DNS included); and with a named and an anonymous
+//!   volume;
 //! - `docker exec CTR true` into a running container, median of n;
 //! - 50 detached `sleep` containers started one after another: total;
 //! - create, each: `POST /containers/create` round trip over the socket, median;
@@ -87,12 +88,16 @@ struct Side<'a> {
     sock: &'a Path,
     /// Extra `run` flags this side needs here.
     run_args: Vec<&'a str>,
+    /// The subnet of this side's user-defined network.
+    user_subnet: &'a str,
 }
 
 #[derive(Default, Clone)]
 struct Row {
     run: Duration,
     run_none: Duration,
+    /// `run --rm --network USERNET busybox true`.
+    run_user: Duration,
     /// Median of the paired differences (bridge run minus the `none` run right after it), ms:
     /// pairs cancel most of the load drift of a shared machine.
     net_ms: f64,
@@ -116,10 +121,12 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
         timed((s.docker)(&args))
     };
     run(&[])?;
-    let (mut bridge, mut none, mut diff, mut vols) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    timed((s.docker)(&["network", "create", "--subnet", s.user_subnet, "benchnet"]))?;
+    let (mut bridge, mut none, mut diff, mut vols, mut user) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..a.iterations {
         let b = run(&[])?;
         let n = run(&["--network", "none"])?;
+        user.push(run(&["--network", "benchnet"])?);
         diff.push(b.as_secs_f64() * 1e3 - n.as_secs_f64() * 1e3);
         bridge.push(b);
         none.push(n);
@@ -129,6 +136,8 @@ fn measure(s: &Side, a: &Args) -> Result<Row, String> {
     r.net_ms = diff.get(diff.len() / 2).copied().unwrap_or_default();
     r.run = median(bridge);
     r.run_none = median(none);
+    r.run_user = median(user);
+    timed((s.docker)(&["network", "rm", "benchnet"]))?;
     r.run_volumes = median(vols);
     (r.exec, r.exec_api) = exec_median(s, a)?;
     let t = Instant::now();
@@ -243,7 +252,7 @@ fn podman_measure(a: &Args) -> Result<Row, String> {
     };
     import_busybox(&cmd)?;
     // Podman raises RLIMIT_NOFILE by default, which this host (no CAP_SYS_RESOURCE) refuses.
-    let side = Side { name: "podman", docker: Box::new(cmd), sock: Path::new("/nonexistent"), run_args: vec!["--ulimit", "host"] };
+    let side = Side { name: "podman", docker: Box::new(cmd), sock: Path::new("/nonexistent"), run_args: vec!["--ulimit", "host"], user_subnet: "10.217.0.0/24" };
     let r = measure(&side, a);
     remove_all(&side);
     let _ = Command::new("umount").arg("-R").arg(&root).stderr(Stdio::null()).status();
@@ -296,8 +305,8 @@ fn run(a: &Args) -> Result<(), String> {
     let berthd = Berthd::start_with(["--bridge", "bbench0", "--bip", "10.213.0.1/24"].map(String::from).to_vec());
     let idle_rss = kib(berthd.pid(), "VmRSS:", "status");
     let result = (|| -> Result<(Row, Row, u64, u64, u64), String> {
-        let dk = Side { name: "docker", docker: Box::new(|args: &[&str]| dockerd.docker_cmd(args)), sock: &dockerd.sock, run_args: vec![] };
-        let bt = Side { name: "berth", docker: Box::new(|args: &[&str]| berthd.docker_cmd(args)), sock: &berthd.socket, run_args: vec![] };
+        let dk = Side { name: "docker", docker: Box::new(|args: &[&str]| dockerd.docker_cmd(args)), sock: &dockerd.sock, run_args: vec![], user_subnet: "10.215.0.0/24" };
+        let bt = Side { name: "berth", docker: Box::new(|args: &[&str]| berthd.docker_cmd(args)), sock: &berthd.socket, run_args: vec![], user_subnet: "10.216.0.0/24" };
         import_busybox(&*dk.docker)?;
         import_busybox(&*bt.docker)?;
         let mut rows = Vec::new();
@@ -330,6 +339,7 @@ fn run(a: &Args) -> Result<(), String> {
     let rows = [
         (format!("run --rm busybox true (median of {})", a.iterations), dk.run, bt.run),
         ("run --rm --network none busybox true".to_owned(), dk.run_none, bt.run_none),
+        ("run --rm --network USERNET busybox true".to_owned(), dk.run_user, bt.run_user),
         (format!("exec CTR true (median of {})", a.iterations.max(1) * 2), dk.exec, bt.exec),
         ("exec: create+start+inspect on the socket".to_owned(), dk.exec_api, bt.exec_api),
         (format!("{} detached sleep containers (total)", a.detached), dk.detached, bt.detached),
@@ -350,7 +360,7 @@ fn run(a: &Args) -> Result<(), String> {
     if let Some(p) = podman {
         println!("{:<44} {:>12} {:>12} {:>12}", "podman (same CLI-level operations)", "podman", "berth", "berth/podman");
         let rows = rows.iter().filter(|r| !r.0.contains("socket"));
-        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.exec, p.detached]) {
+        for ((name, _, b), p) in rows.zip([p.run, p.run_none, p.run_user, p.exec, p.detached]) {
             println!("{name:<44} {:>12} {:>12} {:>12}", ms(p), ms(*b), ratio(*b, p));
         }
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use berth_api::container_config::{
-    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, EmptyObject, EndpointSettings, HealthConfig,
+    BindOptions, ContainerConfig, ContainerCreateRequest, DeviceMapping, EmptyObject, EndpointIpamConfig, EndpointSettings, HealthConfig,
     HostConfig, LogConfig, Mount, NetworkingConfig, PortBinding, Resources, RestartPolicy, TmpfsOptions, Ulimit,
     VolumeOptions,
 };
@@ -363,7 +363,11 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
     if o.rm && !matches!(restart.name.as_str(), "" | "no") {
         bail!("conflicting options: cannot specify both --restart and --rm");
     }
-    let network = o.network.clone().unwrap_or_else(|| "default".into());
+    // The first --network is the network mode; the others are joined too (eth1...).
+    let network = o.network.first().cloned().unwrap_or_else(|| "default".into());
+    if o.network.len() > 1 && o.network.iter().any(|n| matches!(n.as_str(), "host" | "none") || n.starts_with("container:")) {
+        bail!("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+    }
     let stop_signal = o.stop_signal.clone().unwrap_or_default();
 
     let config = ContainerConfig {
@@ -454,7 +458,15 @@ pub fn build(o: &ContainerOpts, detach: bool, tty_size: Option<(u16, u16)>) -> R
     // Only container networks get an endpoint; host/none/container:x do not.
     let mut endpoints = BTreeMap::new();
     if !matches!(network.as_str(), "host" | "none") && !network.starts_with("container:") {
-        endpoints.insert(network, Some(EndpointSettings::default()));
+        let settings = EndpointSettings {
+            ipam_config: o.ip.as_ref().map(|ip| EndpointIpamConfig { ipv4_address: ip.clone(), ..Default::default() }),
+            aliases: (!o.network_alias.is_empty()).then(|| o.network_alias.clone()),
+            ..Default::default()
+        };
+        endpoints.insert(network.clone(), Some(settings));
+        for n in o.network.iter().skip(1) {
+            endpoints.insert(n.clone(), Some(EndpointSettings::default()));
+        }
     }
     let req = ContainerCreateRequest {
         config,

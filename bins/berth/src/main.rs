@@ -15,6 +15,7 @@ use berth_api::client::{self, Client};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
+use cli::network::NetworkCmd;
 use cli::volume::VolumeCmd;
 use cli::{Cli, Cmd, ContainerCmd, ImageCmd, SystemCmd};
 
@@ -165,6 +166,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Events(a) => cmd::system::events(c, a),
         Cmd::Container { cmd } => container_cmd(c, cmd),
         Cmd::Image { cmd } => image_cmd(c, cmd),
+        Cmd::Network { cmd } => match cmd {
+            NetworkCmd::Connect(a) => cmd::network::connect(c, a),
+            NetworkCmd::Create(a) => cmd::network::create(c, a),
+            NetworkCmd::Disconnect(a) => cmd::network::disconnect(c, a),
+            NetworkCmd::Inspect(a) => cmd::network::inspect(c, a),
+            NetworkCmd::Ls(a) => cmd::network::ls(c, a),
+            NetworkCmd::Prune(a) => cmd::network::prune(c, a),
+            NetworkCmd::Rm(a) => cmd::network::rm(c, a),
+        },
         Cmd::Volume { cmd } => match cmd {
             VolumeCmd::Create(a) => cmd::volume::create(c, a),
             VolumeCmd::Ls(a) => cmd::volume::ls(c, a),

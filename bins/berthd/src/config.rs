@@ -56,6 +56,10 @@ pub struct Flags {
     /// Mirrors tried in order for Docker Hub pulls (http:// or https:// URLs).
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// The host's resolver configuration (Berth-specific, default /etc/resolv.conf): the
+    /// embedded DNS server of user networks forwards to its non-loopback name servers.
+    #[arg(long)]
+    pub resolv_conf: Option<PathBuf>,
     #[arg(long)]
     pub tlsverify: bool,
     #[arg(long)]
@@ -123,6 +127,7 @@ pub struct Settings {
     pub bridge: Option<berth_engine::BridgeOptions>,
     pub insecure_registries: Vec<String>,
     pub registry_mirrors: Vec<String>,
+    pub resolv_conf: PathBuf,
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -222,6 +227,7 @@ impl Settings {
             log_opts,
             insecure_registries,
             registry_mirrors,
+            resolv_conf: f.resolv_conf.unwrap_or_else(|| "/etc/resolv.conf".into()),
         })
     }
 }

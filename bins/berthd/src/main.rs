@@ -117,6 +117,7 @@ async fn run(s: Settings) -> Result<()> {
     cfg.bridge = s.bridge.clone();
     cfg.insecure_registries = s.insecure_registries.clone();
     cfg.registry_mirrors = s.registry_mirrors.clone();
+    cfg.resolv_conf = s.resolv_conf.clone();
     let handle = tokio::runtime::Handle::current();
     let engine = tokio::task::spawn_blocking(move || berth_engine::Engine::open(cfg, handle))
         .await?

@@ -7,6 +7,7 @@ pub mod container_config;
 pub mod error;
 pub mod event;
 pub mod exec;
+pub mod network;
 pub mod stats;
 pub mod system;
 pub mod volume;

@@ -26,6 +26,9 @@ pub struct EngineConfig {
     pub insecure_registries: Vec<String>,
     /// daemon.json "registry-mirrors": tried in order for Docker Hub pulls.
     pub registry_mirrors: Vec<String>,
+    /// The host's resolver configuration: the embedded DNS server's upstreams and the
+    /// search/options lines of its containers' resolv.conf.
+    pub resolv_conf: PathBuf,
 }
 
 impl EngineConfig {
@@ -45,6 +48,7 @@ impl EngineConfig {
             bridge: Some(Default::default()),
             insecure_registries: Vec::new(),
             registry_mirrors: Vec::new(),
+            resolv_conf: "/etc/resolv.conf".into(),
         }
     }
 

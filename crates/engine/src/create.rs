@@ -2,7 +2,7 @@
 //! container's writable snapshot and /etc files and persist its record, undoing each step if a
 //! later one fails.
 
-use berth_api::container_config::{ContainerConfig, HostConfig};
+use berth_api::container_config::{ContainerConfig, EndpointSettings, HostConfig, NetworkingConfig};
 
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -29,8 +29,15 @@ pub(crate) fn path_and_args(cfg: &ContainerConfig) -> Result<(String, Vec<String
 }
 
 impl Engine {
-    pub fn create(&self, name: Option<&str>, mut config: ContainerConfig, mut host: HostConfig) -> Result<Created> {
+    pub fn create(&self, name: Option<&str>, config: ContainerConfig, host: HostConfig) -> Result<Created> {
+        self.create_with_networks(name, config, host, &NetworkingConfig::default())
+    }
+
+    /// `net`: the request's NetworkingConfig (per-network `--ip`, `--network-alias`, ...).
+    pub fn create_with_networks(&self, name: Option<&str>, mut config: ContainerConfig, mut host: HostConfig, net: &NetworkingConfig) -> Result<Created> {
         berth_runtime::timing::mark("engine create: begin");
+        let endpoints_config: std::collections::BTreeMap<String, EndpointSettings> =
+            net.endpoints_config.iter().flatten().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect();
         let image_ref = config.image.clone();
         if image_ref.is_empty() {
             return Err(Error::InvalidParameter("config cannot be empty in order to create a container".into()));
@@ -49,7 +56,8 @@ impl Engine {
             }
         };
         berth_spec::check_request(&config, &host)?;
-        self.validate_network(&config, &host)?;
+        self.validate_network(&config, &host, &endpoints_config)?;
+        self.normalize_links(&name, &mut host)?;
         let image_id = self.images.meta().resolve(&image_ref)?;
         let image_cfg = crate::spec::image_config(self, &image_id)?;
         config = berth_spec::merge_image_config(&config, &berth_spec::ImageDefaults::from_config(&image_cfg))?;
@@ -98,6 +106,8 @@ impl Engine {
             manually_stopped: false,
             has_been_started: false,
             mounts,
+            endpoints_config,
+            mode_disconnected: false,
         };
         {
             let mut c = lock(&self.containers);

@@ -10,6 +10,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// Not allowed in the current state (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The operation had nothing to do (start of a running container): HTTP 304.
     #[error("{0}")]
     NotModified(String),
@@ -56,6 +59,9 @@ impl Error {
             Error::Spec(berth_spec::Error::InvalidParameter(_)) => 400,
             Error::Network(berth_network::Error::InvalidParameter(_)) => 400,
             Error::Network(berth_network::Error::Conflict(_)) => 409,
+            Error::Network(berth_network::Error::Forbidden(_)) => 403,
+            Error::Network(berth_network::Error::NotFound(_)) => 404,
+            Error::Forbidden(_) => 403,
             _ => 500,
         }
     }

@@ -45,6 +45,32 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// `--dns`, `--dns-search`, `--dns-option` over a resolv.conf, as Docker applies them: each
+/// one given replaces the file's lines of its kind (`--dns-search .`: no search list).
+pub fn with_overrides(resolv: &str, servers: &[String], search: &[String], options: &[String]) -> String {
+    let mut out = String::new();
+    for line in resolv.lines() {
+        let t = line.trim_start();
+        let replaced = (!servers.is_empty() && t.starts_with("nameserver"))
+            || (!search.is_empty() && (t.starts_with("search") || t.starts_with("domain")))
+            || (!options.is_empty() && t.starts_with("options"));
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !search.is_empty() && search != ["."] {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 /// `container:` network mode: the joined container's files (Docker shares them).
 pub fn copy_all(from: &EtcPaths, to: &EtcPaths) -> Result<()> {
     for (a, b) in [(&from.hostname, &to.hostname), (&from.hosts, &to.hosts), (&from.resolv_conf, &to.resolv_conf)] {
@@ -84,6 +110,18 @@ mod tests {
         let r = super::resolv_conf("search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n");
         assert_eq!(r, "search lan\nnameserver 10.0.0.2\n");
         assert!(super::resolv_conf("nameserver 127.0.0.1\n").contains("8.8.8.8"));
+    }
+
+    #[test]
+    fn dns_overrides() {
+        let host = "search lan\nnameserver 10.0.0.2\noptions edns0\n";
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::with_overrides(host, &[], &[], &[]), host);
+        assert_eq!(
+            super::with_overrides(host, &s(&["1.1.1.1", "9.9.9.9"]), &s(&["a.test", "b.test"]), &s(&["ndots:3"])),
+            "nameserver 1.1.1.1\nnameserver 9.9.9.9\nsearch a.test b.test\noptions ndots:3\n"
+        );
+        assert_eq!(super::with_overrides(host, &[], &s(&["."]), &[]), "nameserver 10.0.0.2\noptions edns0\n");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod config;
+mod dns;
 mod create;
 pub mod error;
 pub mod etcfiles;
@@ -11,10 +12,12 @@ pub mod events;
 mod exec;
 mod health;
 mod images;
+mod links;
 pub mod registry;
 mod lifecycle;
 pub mod names;
 mod network;
+mod networks;
 mod query;
 pub mod record;
 mod snapshot_ops;
@@ -73,8 +76,9 @@ pub struct Engine {
     started: std::time::Instant,
     host_info: berth_spec::HostInfo,
     volumes: volumes::VolumeState,
-    /// The default bridge network (None with `--bridge none`).
-    network: Option<berth_network::Network>,
+    /// The default bridge (absent with `--bridge none`), `host`, `none` and user networks.
+    networks: berth_network::HostNetworks,
+    dns: dns::Dns,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,15 +96,13 @@ impl Engine {
         let images = ImageStore::open(&cfg.data_root)?;
         let store = Store::open(&cfg.data_root.join("engine.redb"))?;
         let host_info = berth_spec::HostInfo::detect()?;
-        let network = match &cfg.bridge {
-            Some(opts) => Some(berth_network::Network::open(
-                berth_network::Kernel,
-                opts.clone(),
-                &cfg.data_root.join("network"),
-                cfg.netns_dir(),
-            )?),
-            None => None,
-        };
+        let networks = berth_network::Networks::open(
+            berth_network::Kernel,
+            cfg.bridge.clone(),
+            &cfg.data_root.join("network"),
+            cfg.netns_dir(),
+            &berth_image::store::time::now_rfc3339(),
+        )?;
         let containers = store.all()?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let engine = Arc::new(Engine {
             cfg,
@@ -116,18 +118,18 @@ impl Engine {
             started: std::time::Instant::now(),
             host_info,
             volumes: Default::default(),
-            network,
+            networks,
+            dns: Default::default(),
         });
         engine.volume_restore();
         engine.restore();
+        engine.dns_restore();
         Ok(engine)
     }
 
-    /// At daemon shutdown: the default bridge goes if no container is attached any more.
+    /// At daemon shutdown: bridges go if no container is attached to them any more.
     pub fn shutdown(&self) {
-        if let Some(n) = &self.network {
-            let _ = n.shutdown();
-        }
+        self.networks.shutdown();
     }
 
     pub fn bundle_dir(&self, id: &str) -> PathBuf {

@@ -95,11 +95,21 @@ impl Engine {
             _ => rec.clone(),
         };
         mark("engine start: network");
-        self.write_container_files(rec, net.ip, net.shared_with.as_ref())?;
+        let (link_hosts, link_env) = self.link_entries(rec)?;
+        self.write_container_files(rec, net.ip, net.shared_with.as_ref(), net.embedded_dns, &link_hosts)?;
         mark("engine start: files");
         let mount = self.images.snapshotter().mount(id, &rootfs)?;
         mark("engine start: mounted");
-        let spec = match self.build_spec(rec, &rootfs, net.net_ns.clone()) {
+        let linked;
+        let spec_rec = if link_env.is_empty() {
+            rec
+        } else {
+            let mut r = rec.clone();
+            r.config.env.get_or_insert_with(Vec::new).extend(link_env);
+            linked = r;
+            &linked
+        };
+        let spec = match self.build_spec(spec_rec, &rootfs, net.net_ns.clone()) {
             Ok(s) => s,
             Err(e) => {
                 let _ = mount.unmount();
@@ -185,21 +195,46 @@ impl Engine {
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf in the bundle (tmpfs: regenerated at
     /// every start, as Docker regenerates them), and the data-root dir that holds the log.
-    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>) -> Result<()> {
+    fn write_container_files(&self, rec: &Record, ip: Option<std::net::Ipv4Addr>, shared_with: Option<&Record>, embedded_dns: bool, link_hosts: &[String]) -> Result<()> {
         let dir = self.container_dir(&rec.id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         let etc = crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&rec.id));
         if let Some(o) = shared_with {
             return crate::etcfiles::copy_all(&crate::etcfiles::EtcPaths::in_dir(&self.bundle_dir(&o.id)), &etc);
         }
-        crate::etcfiles::write_all(
-            &etc,
-            ip,
-            &rec.config.hostname,
-            &rec.config.domainname,
-            rec.host_config.network_mode == "host",
-            rec.host_config.extra_hosts.as_deref().unwrap_or_default(),
-        )
+        let mut extra_hosts = link_hosts.to_vec();
+        extra_hosts.extend(self.extra_hosts(rec)?);
+        crate::etcfiles::write_all(&etc, ip, &rec.config.hostname, &rec.config.domainname, rec.host_config.network_mode == "host", &extra_hosts)?;
+        let hc = &rec.host_config;
+        let (servers, search, options) = (hc.dns.clone().unwrap_or_default(), hc.dns_search.clone().unwrap_or_default(), hc.dns_options.clone().unwrap_or_default());
+        if embedded_dns || !servers.is_empty() || !search.is_empty() || !options.is_empty() {
+            let base = if embedded_dns { std::fs::read_to_string(&self.cfg.resolv_conf) } else { std::fs::read_to_string(&etc.resolv_conf) };
+            let base = crate::etcfiles::with_overrides(&base.unwrap_or_default(), &servers, &search, &options);
+            // With the embedded server, --dns names its upstreams, not the file's servers.
+            let text = if embedded_dns { crate::dns::resolv_conf(&base) } else { base };
+            std::fs::write(&etc.resolv_conf, text).map_err(|e| Error::io("write", &etc.resolv_conf, e))?;
+        }
+        Ok(())
+    }
+
+    /// `--add-host`, with `host-gateway` as the host's address on the default bridge (or on
+    /// the container's own network without one), as Docker resolves it.
+    fn extra_hosts(&self, rec: &Record) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for h in rec.host_config.extra_hosts.iter().flatten() {
+            let Some((name, ip)) = h.split_once('=').or_else(|| h.split_once(':')) else {
+                out.push(h.clone());
+                continue;
+            };
+            if ip != "host-gateway" {
+                out.push(h.clone());
+                continue;
+            }
+            let gw = self.networks.default_bridge().map(|b| b.gateway()).or_else(|| self.endpoint(&rec.id).map(|e| e.gateway));
+            let gw = gw.ok_or_else(|| Error::InvalidParameter("unable to derive the IP value for host-gateway".into()))?;
+            out.push(format!("{name}:{gw}"));
+        }
+        Ok(out)
     }
 
     /// A failed create: Docker keeps the container, records the error and the exit code the

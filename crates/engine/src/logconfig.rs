@@ -180,6 +180,8 @@ mod tests {
             manually_stopped: false,
             has_been_started: false,
             mounts: Vec::new(),
+            endpoints_config: Default::default(),
+            mode_disconnected: Default::default(),
         }
     }
 

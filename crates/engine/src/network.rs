@@ -1,12 +1,14 @@
-//! A container's network at start and exit: the default bridge's endpoint (a sandbox the
-//! runtime joins), `none`, `host`, or another running container's namespace; and the
-//! NetworkSettings inspect shows.
+//! A container's network at start and exit: its endpoints on the default bridge or a user
+//! network (a sandbox the runtime joins, `eth0`, then `eth1`... for further networks), `none`,
+//! `host`, or another running container's namespace; and the NetworkSettings inspect shows.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use berth_api::container_config::{ContainerConfig, HostConfig};
-use berth_network::{ports, PortRequest};
+use berth_api::container_config::{ContainerConfig, EndpointSettings, HostConfig};
+use berth_network::{ports, AttachOptions, PortRequest};
 
 use crate::error::{Error, Result};
 use crate::record::Record;
@@ -19,6 +21,8 @@ pub(crate) enum NetMode {
     None,
     Host,
     Container(String),
+    /// A user-defined network, by the name or ID the request used.
+    User(String),
 }
 
 impl NetMode {
@@ -30,7 +34,7 @@ impl NetMode {
             m => match m.strip_prefix("container:") {
                 Some("") => Err(Error::InvalidParameter("Invalid network mode: invalid container format container:<name|id>".into())),
                 Some(c) => Ok(NetMode::Container(c.to_owned())),
-                None => Err(Error::NotFound(format!("network {m} not found"))),
+                None => Ok(NetMode::User(m.to_owned())),
             },
         }
     }
@@ -45,6 +49,8 @@ pub(crate) struct Prepared<'a> {
     pub ip: Option<Ipv4Addr>,
     /// `container:` mode: the container whose hostname and /etc files are shared.
     pub shared_with: Option<Record>,
+    /// On a user network: resolv.conf names the embedded DNS server.
+    pub embedded_dns: bool,
     attached: bool,
 }
 
@@ -85,6 +91,22 @@ fn port_requests(config: &ContainerConfig, host: &HostConfig) -> Result<Vec<Port
     Ok(out)
 }
 
+/// A request's per-network settings as attach options.
+fn attach_options(s: Option<&EndpointSettings>, ifname: String, publish: Vec<PortRequest>) -> Result<AttachOptions> {
+    let ip = match s.and_then(|s| s.ipam_config.as_ref()).map(|c| c.ipv4_address.as_str()).filter(|a| !a.is_empty()) {
+        Some(a) => Some(a.parse::<Ipv4Addr>().map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {a}")))?),
+        None => None,
+    };
+    let aliases = s.and_then(|s| s.aliases.clone()).unwrap_or_default();
+    Ok(AttachOptions { publish, ip, aliases, ifname })
+}
+
+type Bridge = Arc<berth_network::Network>;
+
+/// One of a container's networks: its name, the network (None: `host`, `none`, ... or a
+/// default bridge turned off), the endpoint while it runs, the request's settings.
+pub(crate) type ContainerNetwork = (String, Option<Bridge>, Option<berth_network::Endpoint>, Option<EndpointSettings>);
+
 /// Docker's summary `Ports` for `docker ps`.
 pub(crate) fn summary_ports(e: Option<&berth_network::Endpoint>) -> Vec<serde_json::Value> {
     e.map(|e| {
@@ -97,15 +119,81 @@ pub(crate) fn summary_ports(e: Option<&berth_network::Endpoint>) -> Vec<serde_js
 }
 
 impl Engine {
+    /// The container's first interface (`eth0`), which carries its published ports.
     pub(crate) fn endpoint(&self, id: &str) -> Option<berth_network::Endpoint> {
-        self.network.as_ref().and_then(|n| n.endpoint(id))
+        let eps = self.networks.endpoints_of(id);
+        eps.iter().find(|(_, e)| e.ifname == "eth0").or(eps.first()).map(|(_, e)| e.clone())
     }
 
-    /// Create-time check: the mode is known and published ports parse. A joined container
-    /// is looked up at start, as Docker does (it may not exist yet).
-    pub(crate) fn validate_network(&self, config: &ContainerConfig, host: &HostConfig) -> Result<()> {
+    /// The bridge network a mode names (None: `--bridge none` for the default one).
+    fn mode_network(&self, mode: &NetMode) -> Result<Option<Bridge>> {
+        Ok(match mode {
+            NetMode::Bridge => self.networks.default_bridge().cloned(),
+            NetMode::User(n) => Some(self.networks.bridge(n)?),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn is_default_network(&self, n: &Bridge) -> bool {
+        self.networks.default_bridge().is_some_and(|d| Arc::ptr_eq(d, n))
+    }
+
+    /// Further networks to join (connected ones), in name order, without the mode's own.
+    fn extra_networks(&self, rec: &Record, primary: Option<&Bridge>) -> Result<Vec<(Bridge, Option<EndpointSettings>)>> {
+        let mut out: Vec<(Bridge, Option<EndpointSettings>)> = Vec::new();
+        for (key, s) in &rec.endpoints_config {
+            if key == &rec.host_config.network_mode || (key == "default" || key == "bridge") && primary.is_none_or(|p| self.is_default_network(p)) {
+                continue;
+            }
+            let n = self.networks.bridge(key)?;
+            if primary.is_some_and(|p| Arc::ptr_eq(p, &n)) || out.iter().any(|(o, _)| Arc::ptr_eq(o, &n)) {
+                continue;
+            }
+            out.push((n, Some(s.clone())));
+        }
+        Ok(out)
+    }
+
+    /// The networks a start joins, in order (the first is `eth0`): the mode's own network
+    /// unless disconnected from it, then connected ones.
+    fn join_list(&self, rec: &Record) -> Result<Vec<(Bridge, Option<EndpointSettings>)>> {
+        let primary = self.mode_network(&NetMode::of(&rec.host_config)?)?;
+        let mut out = Vec::new();
+        if let Some(p) = primary.as_ref().filter(|_| !rec.mode_disconnected) {
+            out.push((p.clone(), rec.endpoints_config.get(&rec.host_config.network_mode).cloned()));
+        }
+        out.extend(self.extra_networks(rec, primary.as_ref())?);
+        Ok(out)
+    }
+
+    /// Whether `n` is the network the container's mode names.
+    pub(crate) fn is_mode_network(&self, rec: &Record, n: &Bridge) -> bool {
+        let mode = NetMode::of(&rec.host_config).ok();
+        mode.and_then(|m| self.mode_network(&m).ok().flatten()).is_some_and(|m| Arc::ptr_eq(&m, n))
+    }
+
+    /// Create-time check: the mode is known, published ports parse, `--ip` and aliases only
+    /// on user networks. A joined container is looked up at start, as Docker
+    /// does (it may not exist yet).
+    pub(crate) fn validate_network(&self, config: &ContainerConfig, host: &HostConfig, eps: &BTreeMap<String, EndpointSettings>) -> Result<()> {
         let mode = NetMode::of(host)?;
         let reqs = port_requests(config, host)?;
+        // A network that does not exist (yet) fails the start, not the create, as with Docker
+        // (whose CLI would take a 404 here for a missing image).
+        for (key, s) in eps {
+            let user = match key.as_str() {
+                "default" | "bridge" => false,
+                k => self.networks.bridge(k).map(|n| !self.is_default_network(&n)).unwrap_or(true),
+            };
+            attach_options(Some(s), String::new(), Vec::new())?;
+            let fixed_ip = s.ipam_config.as_ref().is_some_and(|c| !c.ipv4_address.is_empty());
+            if !user && fixed_ip {
+                return Err(Error::InvalidParameter("user specified IP address is supported on user defined networks only".into()));
+            }
+            if !user && s.aliases.as_ref().is_some_and(|a| !a.is_empty()) {
+                return Err(Error::InvalidParameter("network-scoped alias is supported only for containers in user defined networks".into()));
+            }
+        }
         if matches!(mode, NetMode::Container(_)) {
             if !reqs.is_empty() {
                 return Err(Error::InvalidParameter("conflicting options: port publishing and the container type network mode".into()));
@@ -119,22 +207,31 @@ impl Engine {
     }
 
     /// Sets the container's network up for a start.
-    pub(crate) fn prepare_network(&self, rec: &Record) -> Result<Prepared<'_>> {
-        let mut p = Prepared { engine: self, id: rec.id.clone(), net_ns: berth_spec::NetNs::New, ip: None, shared_with: None, attached: false };
+    pub(crate) fn prepare_network(self: &Arc<Self>, rec: &Record) -> Result<Prepared<'_>> {
+        let mut p = Prepared { engine: self, id: rec.id.clone(), net_ns: berth_spec::NetNs::New, ip: None, shared_with: None, embedded_dns: false, attached: false };
         match NetMode::of(&rec.host_config)? {
             NetMode::None => {}
             NetMode::Host => p.net_ns = berth_spec::NetNs::Host,
-            // `--bridge none`: the default network is loopback only.
-            NetMode::Bridge if self.network.is_none() => {}
-            NetMode::Bridge => {
-                let net = self.network.as_ref().expect("checked above");
-                // A run that ended without its exit being handled may have left one.
-                net.detach(&rec.id)?;
-                // Host networking and `none` publish nothing, as Docker ignores -p there.
-                let ep = net.attach(&rec.id, &port_requests(&rec.config, &rec.host_config)?)?;
-                p.attached = true;
-                p.ip = Some(ep.ip);
-                p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
+            NetMode::Bridge | NetMode::User(_) => {
+                // Nothing to join (`--bridge none`, or disconnected from all): loopback only.
+                let list = self.join_list(rec)?;
+                // A run that ended without its exit being handled may have left some.
+                self.networks.detach_all(&rec.id);
+                for (i, (n, s)) in list.iter().enumerate() {
+                    // Host networking and `none` publish nothing, as Docker ignores -p there;
+                    // ports go on the first interface.
+                    let publish = if i == 0 { port_requests(&rec.config, &rec.host_config)? } else { Vec::new() };
+                    let ep = n.attach_with(&rec.id, &attach_options(s.as_ref(), format!("eth{i}"), publish)?)?;
+                    if i == 0 {
+                        p.attached = true;
+                        p.ip = Some(ep.ip);
+                        p.net_ns = berth_spec::NetNs::Path(ep.sandbox);
+                    }
+                }
+                if let Some(sandbox) = self.wants_dns(&rec.id) {
+                    self.dns_start(&rec.id, &sandbox)?;
+                    p.embedded_dns = true;
+                }
             }
             NetMode::Container(c) => {
                 let other = self.get(&c)?;
@@ -144,7 +241,7 @@ impl Engine {
                 if !matches!(other.state.status, Status::Running | Status::Paused) || other.state.pid <= 0 {
                     return Err(Error::Conflict(format!("cannot join network namespace of a non running container: {}", other.id)));
                 }
-                p.net_ns = berth_spec::NetNs::Path(match self.network.as_ref().and_then(|n| n.endpoint(&other.id)) {
+                p.net_ns = berth_spec::NetNs::Path(match self.endpoint(&other.id) {
                     Some(ep) => ep.sandbox,
                     None => PathBuf::from(format!("/proc/{}/ns/net", other.state.pid)),
                 });
@@ -154,48 +251,79 @@ impl Engine {
         Ok(p)
     }
 
-    /// Tears a container's endpoint down (its veth, sandbox and address); no-op without one.
+    /// Tears a container's endpoints down (veths, sandbox, addresses); no-op without any.
     pub(crate) fn detach_network(&self, id: &str) {
-        if let Some(n) = &self.network {
-            let _ = n.detach(id);
-        }
+        self.dns_stop(id);
+        self.networks.detach_all(id);
     }
 
     /// Endpoints left by containers that are no longer running (exits while the daemon was
     /// down are handled before this).
     pub(crate) fn restore_network(&self) {
-        let Some(n) = &self.network else { return };
-        for id in n.attached() {
-            let live = self.get(&id).is_ok_and(|r| matches!(r.state.status, Status::Running | Status::Paused) && r.monitor.is_some());
-            if !live {
-                let _ = n.detach(&id);
+        for n in self.networks.bridges() {
+            for id in n.attached() {
+                let live = self.get(&id).is_ok_and(|r| matches!(r.state.status, Status::Running | Status::Paused) && r.monitor.is_some());
+                if !live {
+                    let _ = n.detach(&id);
+                }
             }
         }
     }
 
-    /// NetworkSettings in Docker's shape, with the endpoint's real values while it runs.
+    /// The networks a container is configured for, with their endpoints while it runs: the
+    /// mode's network first, then connected ones.
+    pub(crate) fn container_networks(&self, rec: &Record) -> Vec<ContainerNetwork> {
+        let mode = NetMode::of(&rec.host_config).unwrap_or(NetMode::None);
+        let mut out = Vec::new();
+        let own = rec.endpoints_config.get(&rec.host_config.network_mode).cloned();
+        let primary = self.mode_network(&mode).ok().flatten();
+        match (&mode, &primary) {
+            _ if rec.mode_disconnected => {}
+            (NetMode::Bridge | NetMode::User(_), Some(n)) => {
+                out.push((n.meta().name.clone(), Some(n.clone()), n.endpoint(&rec.id), own));
+            }
+            // "default" is the bridge network by its name.
+            (NetMode::Bridge, None) => out.push(("bridge".into(), None, None, own)),
+            _ => out.push((rec.host_config.network_mode.clone(), None, None, own)),
+        }
+        if matches!(mode, NetMode::Bridge | NetMode::User(_)) {
+            for (n, s) in self.extra_networks(rec, primary.as_ref()).unwrap_or_default() {
+                out.push((n.meta().name.clone(), Some(n.clone()), n.endpoint(&rec.id), s));
+            }
+        }
+        out
+    }
+
+    /// NetworkSettings in Docker's shape, with the endpoints' real values while it runs.
     pub(crate) fn network_settings(&self, rec: &Record) -> serde_json::Value {
         let is_bridge = matches!(NetMode::of(&rec.host_config), Ok(NetMode::Bridge));
-        // "default" is the bridge network by its name.
-        let mode = if is_bridge { "bridge".to_owned() } else { rec.host_config.network_mode.clone() };
-        let ep = if is_bridge { self.network.as_ref().and_then(|n| n.endpoint(&rec.id)) } else { None };
-        let network_id = if is_bridge { self.network.as_ref().map(|n| n.id()).unwrap_or_default() } else { String::new() };
-        let (ip, prefix, gw, mac, eid, key) = match &ep {
-            Some(e) => (
-                e.ip.to_string(),
-                e.prefix_len,
-                e.gateway.to_string(),
-                e.mac.clone(),
-                e.endpoint_id.clone(),
-                e.sandbox.display().to_string(),
-            ),
-            None => Default::default(),
-        };
-        let network = serde_json::json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": mac, "DriverOpts": null,
-            "NetworkID": network_id, "EndpointID": eid, "Gateway": gw, "IPAddress": ip, "IPPrefixLen": prefix,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null
-        });
+        let mut networks = serde_json::Map::new();
+        let mut sandbox = None;
+        for (name, net, ep, req) in self.container_networks(rec) {
+            let user = net.as_ref().is_some_and(|n| !self.is_default_network(n));
+            let (ip, prefix, gw, mac, eid) = match &ep {
+                Some(e) => (e.ip.to_string(), e.prefix_len, e.gateway.to_string(), e.mac.clone(), e.endpoint_id.clone()),
+                None => Default::default(),
+            };
+            if sandbox.is_none() {
+                sandbox = ep.as_ref().map(|e| e.sandbox.display().to_string());
+            }
+            let aliases = req.as_ref().and_then(|r| r.aliases.clone()).filter(|a| !a.is_empty());
+            let mut dns_names = None;
+            if user {
+                let mut d = vec![rec.name.clone()];
+                d.extend(aliases.iter().flatten().cloned());
+                d.push(rec.short_id().to_owned());
+                dns_names = Some(d);
+            }
+            let ipam = req.as_ref().and_then(|r| r.ipam_config.as_ref()).map(|c| serde_json::json!({ "IPv4Address": c.ipv4_address }));
+            networks.insert(name, serde_json::json!({
+                "IPAMConfig": ipam, "Links": null, "Aliases": aliases, "MacAddress": mac, "DriverOpts": null,
+                "NetworkID": net.as_ref().map(|n| n.id()).unwrap_or_default(), "EndpointID": eid, "Gateway": gw, "IPAddress": ip,
+                "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names
+            }));
+        }
+        let ep = self.endpoint(&rec.id);
         let mut ports = serde_json::Map::new();
         if let Some(ep) = &ep {
             for k in rec.config.exposed_ports.iter().flat_map(|p| p.keys()) {
@@ -213,12 +341,16 @@ impl Engine {
             }
         }
         let mut s = serde_json::json!({
-            "Bridge": "", "SandboxID": if ep.is_some() { rec.id.clone() } else { String::new() }, "SandboxKey": key,
+            "Bridge": "", "SandboxID": if sandbox.is_some() { rec.id.clone() } else { String::new() }, "SandboxKey": sandbox.unwrap_or_default(),
             "Ports": ports, "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-            "Networks": { mode: network }
+            "Networks": networks
         });
         if is_bridge {
+            let (ip, prefix, gw, mac, eid) = match &ep {
+                Some(e) => (e.ip.to_string(), e.prefix_len, e.gateway.to_string(), e.mac.clone(), e.endpoint_id.clone()),
+                None => Default::default(),
+            };
             for (k, v) in [("EndpointID", eid), ("Gateway", gw), ("IPAddress", ip), ("MacAddress", mac)] {
                 s[k] = v.into();
             }
@@ -244,7 +376,7 @@ mod tests {
         assert_eq!(NetMode::of(&h("none")).unwrap(), NetMode::None);
         assert_eq!(NetMode::of(&h("container:web")).unwrap(), NetMode::Container("web".into()));
         assert!(matches!(NetMode::of(&h("container:")), Err(Error::InvalidParameter(_))));
-        assert!(matches!(NetMode::of(&h("mynet")), Err(Error::NotFound(_))));
+        assert_eq!(NetMode::of(&h("mynet")).unwrap(), NetMode::User("mynet".into()));
     }
 
     #[test]

@@ -169,7 +169,12 @@ impl Engine {
                 }
 "health" => self.health_matches(rec, vals)?,
                 "volume" => vals.iter().any(|v| rec.mounts.iter().any(|m| m.point.name == *v || m.point.destination == *v || m.point.source == *v)),
-                "network" | "publish" | "expose" | "isolation" | "is-task" => true,
+                // The container's networks by name or ID (its network mode's among them).
+                "network" => {
+                    let nets = self.container_networks(rec);
+                    vals.iter().any(|v| nets.iter().any(|(name, n, _, _)| name == v || n.as_ref().is_some_and(|n| n.id().starts_with(v.as_str()))))
+                }
+                "publish" | "expose" | "isolation" | "is-task" => true,
                 _ => return Err(Error::InvalidParameter(format!("invalid filter '{k}'"))),
             };
             if !ok {

@@ -38,6 +38,15 @@ pub struct Record {
     /// Binds and volumes, as inspect shows them (`Mounts`).
     #[serde(default)]
     pub mounts: Vec<crate::volumes::ContainerMount>,
+    /// The networks the container joins at start, by the name (or ID) the request used, with
+    /// the request's settings (`--ip`, `--network-alias`): the network mode's own entry and
+    /// networks connected since.
+    #[serde(default)]
+    pub endpoints_config: std::collections::BTreeMap<String, berth_api::container_config::EndpointSettings>,
+    /// Disconnected from its network mode's own network: starts do not join it (until it is
+    /// connected again), as Docker's.
+    #[serde(default)]
+    pub mode_disconnected: bool,
 }
 
 impl Record {

@@ -1,5 +1,6 @@
-//! The default bridge network: its subnet (chosen once, persisted), its address pool and the
-//! endpoints of the containers attached to it, persisted so a restarted daemon keeps them.
+//! A bridge network (the default bridge or a user-defined one): its subnet (chosen once,
+//! persisted), its address pool and the endpoints of the containers attached to it,
+//! persisted so a restarted daemon keeps them.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -31,6 +32,25 @@ impl Default for BridgeOptions {
     }
 }
 
+/// What the API shows of a network beyond its addresses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkMeta {
+    /// The API's name ("bridge" for the default bridge).
+    pub name: String,
+    pub created: String,
+    /// No default route and no masquerade: containers reach only each other.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    /// Addresses are handed out from this part of the subnet only.
+    pub ip_range: Option<Ipv4Net>,
+    /// Whether the subnet came from the request.
+    pub ipam_given: bool,
+    /// Whether the gateway did (with a given subnet, inspect shows only what was given).
+    #[serde(default)]
+    pub gateway_given: bool,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Persisted {
     /// The network's ID (Docker's NetworkID), kept across restarts.
@@ -39,6 +59,8 @@ struct Persisted {
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
     endpoints: BTreeMap<String, Endpoint>,
+    #[serde(default)]
+    meta: NetworkMeta,
 }
 
 struct Inner {
@@ -46,14 +68,29 @@ struct Inner {
     endpoints: BTreeMap<String, Endpoint>,
 }
 
-pub struct DefaultBridge<O: NetOps> {
+/// How a container joins a network.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    pub publish: Vec<PortRequest>,
+    /// A fixed address (`--ip`); from the pool when None.
+    pub ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+    /// `eth0` creates the sandbox; `eth1`... join it.
+    pub ifname: String,
+}
+
+pub struct BridgeNetwork<O: NetOps> {
     ops: O,
     opts: BridgeOptions,
     state_file: PathBuf,
     netns_dir: PathBuf,
     id: String,
+    meta: NetworkMeta,
     inner: Mutex<Inner>,
 }
+
+/// The default bridge is a bridge network with the daemon's options.
+pub type DefaultBridge<O> = BridgeNetwork<O>;
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
@@ -61,13 +98,19 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::path("rename", &tmp, e))
 }
 
-impl<O: NetOps> DefaultBridge<O> {
+pub(crate) fn check_bridge_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+        return Err(Error::InvalidParameter(format!("invalid bridge name {name:?}")));
+    }
+    Ok(())
+}
+
+impl<O: NetOps> BridgeNetwork<O> {
     /// Loads the persisted network (its subnet stays the same across restarts unless `bip`
     /// changes it), or picks a subnet; then makes sure the bridge exists.
-    pub fn open(ops: O, opts: BridgeOptions, state_dir: &Path, netns_dir: PathBuf) -> Result<DefaultBridge<O>> {
-        if opts.name.is_empty() || opts.name.len() > 15 || opts.name.contains(['/', ' ']) {
-            return Err(Error::InvalidParameter(format!("invalid bridge name {:?}", opts.name)));
-        }
+    /// `now`: the creation time shown when the network is new.
+    pub fn open(ops: O, opts: BridgeOptions, state_dir: &Path, netns_dir: PathBuf, now: &str) -> Result<BridgeNetwork<O>> {
+        check_bridge_name(&opts.name)?;
         if !(68..=65535).contains(&opts.mtu) {
             return Err(Error::InvalidParameter(format!("invalid MTU {}", opts.mtu)));
         }
@@ -82,6 +125,7 @@ impl<O: NetOps> DefaultBridge<O> {
             Some(s) => s.id.clone(),
             None => crate::ops::random_id()?,
         };
+        let saved_created = saved.as_ref().map(|s| s.meta.created.clone()).filter(|c| !c.is_empty());
         let wanted = opts.bip.as_deref().map(subnet::parse_bip).transpose()?;
         let (net, gw, endpoints) = match (saved, wanted) {
             // Endpoints keep their addresses: a changed bip applies once they are gone.
@@ -93,19 +137,65 @@ impl<O: NetOps> DefaultBridge<O> {
                 (n, n.hosts().next().ok_or_else(|| Error::Internal(format!("{n} has no hosts")))?, BTreeMap::new())
             }
         };
-        let mut pool = Pool::new(net, gw)?;
+        let created = saved_created.unwrap_or_else(|| now.to_owned());
+        let meta = NetworkMeta { name: "bridge".into(), created, ..Default::default() };
+        Self::assemble(ops, opts, state_file, netns_dir, id, meta, (net, gw), endpoints)
+    }
+
+    /// A user-defined network: created (`endpoints` empty) or loaded from its state file.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        ops: O,
+        opts: BridgeOptions,
+        state_file: PathBuf,
+        netns_dir: PathBuf,
+        id: String,
+        meta: NetworkMeta,
+        (net, gw): (Ipv4Net, Ipv4Addr),
+        endpoints: BTreeMap<String, Endpoint>,
+    ) -> Result<BridgeNetwork<O>> {
+        let mut pool = Pool::new(net, gw)?.with_range(meta.ip_range)?;
         for ep in endpoints.values() {
             pool.reserve(ep.ip)?;
         }
         let gw_net = Ipv4Net::new(gw, net.prefix_len()).map_err(|e| Error::Internal(e.to_string()))?;
         ops.ensure_bridge(&opts.name, gw_net, opts.mtu)?;
-        let b = DefaultBridge { ops, opts, state_file, netns_dir, id, inner: Mutex::new(Inner { pool, endpoints }) };
-        {
+        let b = BridgeNetwork { ops, opts, state_file, netns_dir, id, meta, inner: Mutex::new(Inner { pool, endpoints }) };
+        let applied = {
             let inner = b.lock();
-            b.apply_firewall(&inner)?;
-            b.save(&inner)?;
+            b.apply_firewall(&inner).and_then(|_| b.save(&inner))
+        };
+        if let Err(e) = applied {
+            let _ = b.shutdown();
+            return Err(e);
         }
         Ok(b)
+    }
+
+    /// Loads a persisted user network.
+    pub(crate) fn load(ops: O, state_file: PathBuf, netns_dir: PathBuf) -> Result<BridgeNetwork<O>> {
+        let b = std::fs::read(&state_file).map_err(|e| Error::path("read", &state_file, e))?;
+        let p: Persisted = serde_json::from_slice(&b).map_err(|e| Error::Internal(format!("{}: {e}", state_file.display())))?;
+        let mtu = crate::networks::mtu_option(&p.meta.options)?;
+        let opts = BridgeOptions { name: p.bridge, bip: None, mtu };
+        Self::assemble(ops, opts, state_file, netns_dir, p.id, p.meta, (p.subnet, p.gateway), p.endpoints)
+    }
+
+    pub fn meta(&self) -> &NetworkMeta {
+        &self.meta
+    }
+
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.lock().endpoints.values().cloned().collect()
+    }
+
+    /// Deletes the network: its bridge, its table and its state file. Refused while
+    /// containers are attached.
+    pub(crate) fn destroy(&self) -> Result<()> {
+        if !self.shutdown()? {
+            return Err(Error::Forbidden(format!("error while removing network: network {} has active endpoints", self.meta.name)));
+        }
+        std::fs::remove_file(&self.state_file).map_err(|e| Error::path("remove", &self.state_file, e))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -119,6 +209,7 @@ impl<O: NetOps> DefaultBridge<O> {
             subnet: inner.pool.subnet(),
             gateway: inner.pool.gateway(),
             endpoints: inner.endpoints.clone(),
+            meta: self.meta.clone(),
         };
         write_atomic(&self.state_file, &serde_json::to_vec(&p).map_err(|e| Error::Internal(e.to_string()))?)
     }
@@ -128,7 +219,7 @@ impl<O: NetOps> DefaultBridge<O> {
     }
 
     fn apply_firewall(&self, inner: &Inner) -> Result<()> {
-        self.ops.apply_firewall(&firewall::ruleset(&self.opts.name, inner.pool.subnet(), inner.endpoints.values()))
+        self.ops.apply_firewall(&firewall::ruleset(&self.opts.name, inner.pool.subnet(), self.meta.internal, inner.endpoints.values()))
     }
 
     pub fn name(&self) -> &str {
@@ -150,13 +241,23 @@ impl<O: NetOps> DefaultBridge<O> {
     /// Gives a container an address, a configured sandbox and its published ports; host ports
     /// are checked before anything is created, and everything is undone on failure.
     pub fn attach(&self, container_id: &str, publish: &[PortRequest]) -> Result<Endpoint> {
+        self.attach_with(container_id, &AttachOptions { publish: publish.to_vec(), ifname: "eth0".into(), ..Default::default() })
+    }
+
+    pub fn attach_with(&self, container_id: &str, o: &AttachOptions) -> Result<Endpoint> {
         let mut inner = self.lock();
         if inner.endpoints.contains_key(container_id) {
-            return Err(Error::Conflict(format!("container {container_id} is already attached to {}", self.opts.name)));
+            return Err(Error::Forbidden(format!("endpoint with name {} already exists in network {}", &container_id[..container_id.len().min(12)], self.meta.name)));
         }
         let taken: Vec<PortMapping> = inner.endpoints.values().flat_map(|e| e.ports.iter().copied()).collect();
-        let mapped = ports::resolve(publish, &taken, &|p, ip, port| self.ops.probe_port(p, ip, port))?;
-        let ip = inner.pool.allocate()?;
+        let mapped = ports::resolve(&o.publish, &taken, &|p, ip, port| self.ops.probe_port(p, ip, port))?;
+        let ip = match o.ip {
+            Some(ip) => {
+                inner.pool.reserve(ip)?;
+                ip
+            }
+            None => inner.pool.allocate()?,
+        };
         let mac = Endpoint::mac_for(ip);
         let endpoint_id = match crate::ops::random_id() {
             Ok(i) => i,
@@ -177,6 +278,9 @@ impl<O: NetOps> DefaultBridge<O> {
             veth: format!("veth{}", &endpoint_id[..7]),
             sandbox: self.netns_dir.join(container_id),
             ports: mapped,
+            ifname: o.ifname.clone(),
+            default_route: o.ifname == "eth0" && !self.meta.internal,
+            aliases: o.aliases.clone(),
         };
         if let Err(e) = self.ops.create_endpoint(&ep, &self.opts.name, self.opts.mtu) {
             inner.pool.release(ip);
@@ -198,6 +302,18 @@ impl<O: NetOps> DefaultBridge<O> {
         let mut inner = self.lock();
         let Some(ep) = inner.endpoints.remove(container_id) else { return Ok(()) };
         self.ops.remove_endpoint(&ep);
+        inner.pool.release(ep.ip);
+        let unpublished = if ep.ports.is_empty() { Ok(()) } else { self.apply_firewall(&inner) };
+        let saved = self.save(&inner);
+        unpublished.and(saved)
+    }
+
+    /// Removes one interface of a running container (its sandbox stays).
+    pub fn disconnect(&self, container_id: &str) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(ep) = inner.endpoints.get(container_id).cloned() else { return Ok(()) };
+        self.ops.remove_interface(&ep)?;
+        inner.endpoints.remove(container_id);
         inner.pool.release(ep.ip);
         let unpublished = if ep.ports.is_empty() { Ok(()) } else { self.apply_firewall(&inner) };
         let saved = self.save(&inner);
@@ -231,9 +347,9 @@ mod tests {
     use super::*;
     use crate::ops::Fake;
 
-    fn open(dir: &Path, fake: Fake, bip: Option<&str>) -> DefaultBridge<Fake> {
+    fn open(dir: &Path, fake: Fake, bip: Option<&str>) -> BridgeNetwork<Fake> {
         let opts = BridgeOptions { name: "berthtest0".into(), bip: bip.map(Into::into), mtu: 1500 };
-        DefaultBridge::open(fake, opts, dir, dir.join("netns")).unwrap()
+        DefaultBridge::open(fake, opts, dir, dir.join("netns"), "2026-01-01T00:00:00Z").unwrap()
     }
 
     #[test]
@@ -284,6 +400,7 @@ mod tests {
         // The only address is free again.
         assert_eq!(b.attach(&"b".repeat(64), &[]).unwrap().ip.to_string(), "10.45.0.2");
         assert!(matches!(b.attach(&"c".repeat(64), &[]), Err(Error::Conflict(_))));
+        assert!(matches!(b.attach(&"b".repeat(64), &[]), Err(Error::Forbidden(_))));
     }
 
     #[test]
@@ -291,7 +408,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let bad = |name: &str, bip: Option<&str>, mtu| {
             let o = BridgeOptions { name: name.into(), bip: bip.map(Into::into), mtu };
-            DefaultBridge::open(Fake::default(), o, d.path(), d.path().join("n")).is_err()
+            DefaultBridge::open(Fake::default(), o, d.path(), d.path().join("n"), "").is_err()
         };
         assert!(bad("a-name-longer-than-15", None, 1500));
         assert!(bad("ok", Some("10.0.0.1"), 1500));
@@ -308,7 +425,7 @@ mod tests {
         let req = |hp: &str| vec![crate::ports::request("80/tcp", "127.0.0.1", hp).unwrap()];
         let a = b.attach(&"a".repeat(64), &req("8080")).unwrap();
         assert_eq!(a.ports[0].host_port, 8080);
-        let has_dnat = |b: &DefaultBridge<Fake>| b.ops().lock().firewall.as_ref().unwrap().rules.iter().any(|r| r.2.contains("dnat to 10.46.0.2:80"));
+        let has_dnat = |b: &BridgeNetwork<Fake>| b.ops().lock().firewall.as_ref().unwrap().rules.iter().any(|r| r.2.contains("dnat to 10.46.0.2:80"));
         assert!(has_dnat(&b));
         // The same host port again: refused before anything is created.
         let links = b.ops().lock().links.len();

@@ -10,6 +10,12 @@ pub enum Error {
     /// The request conflicts with what exists (409), e.g. an exhausted address pool.
     #[error("{0}")]
     Conflict(String),
+    /// Not allowed in the network's state (403), e.g. removing one with endpoints.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such network (404).
+    #[error("{0}")]
+    NotFound(String),
     /// A kernel or file operation failed (500).
     #[error("{op}: {source}")]
     Io { op: String, source: std::io::Error },

@@ -17,7 +17,8 @@ pub fn table_name(bridge: &str) -> String {
     }
 }
 
-pub fn ruleset<'a>(bridge: &str, subnet: Ipv4Net, endpoints: impl Iterator<Item = &'a Endpoint>) -> Table {
+/// `internal`: nothing leaves the bridge for another interface and nothing is masqueraded.
+pub fn ruleset<'a>(bridge: &str, subnet: Ipv4Net, internal: bool, endpoints: impl Iterator<Item = &'a Endpoint>) -> Table {
     let b = bridge;
     let loopback: Ipv4Net = "127.0.0.0/8".parse().expect("valid prefix");
     let chains = vec![
@@ -37,6 +38,12 @@ pub fn ruleset<'a>(bridge: &str, subnet: Ipv4Net, endpoints: impl Iterator<Item 
             let r = if m.host_ip.is_unspecified() { r } else { r.daddr(m.host_ip) };
             rules.push(r.dport(m.proto.number(), m.host_port).dnat(ep.ip, m.container_port));
         }
+    }
+    if internal {
+        rules.push(R::new("forward").iifname(b, true).oifname(b, false).verdict(NF_DROP));
+        // Traffic between its containers passes (with br_netfilter it is seen here too).
+        rules.push(R::new("forward").oifname(b, true).iifname(b, false).verdict(NF_DROP));
+        return Table { name: table_name(bridge), chains, rules };
     }
     rules.extend([
         R::new("forward").iifname(b, true).verdict(NF_ACCEPT),
@@ -75,8 +82,11 @@ mod tests {
                 PortMapping { proto: Proto::Tcp, container_port: 80, host_ip: "127.0.0.1".parse().unwrap(), host_port: 8080 },
                 PortMapping { proto: Proto::Udp, container_port: 53, host_ip: "0.0.0.0".parse().unwrap(), host_port: 5353 },
             ],
+            ifname: "eth0".into(),
+            default_route: true,
+            aliases: Vec::new(),
         };
-        let t = ruleset("bt0", "10.3.0.0/24".parse().unwrap(), [ep].iter());
+        let t = ruleset("bt0", "10.3.0.0/24".parse().unwrap(), false, [ep].iter());
         assert_eq!(t.name, "berth-bt0");
         assert_eq!(table_name("berth0"), "berth");
         let text: Vec<String> = t.rules.iter().map(|(c, _, t)| format!("{c}: {t}")).collect();
@@ -93,5 +103,9 @@ mod tests {
             "postrouting: oifname \"bt0\" ip saddr 127.0.0.0/8 masquerade",
             "postrouting: oifname \"bt0\" ct status dnat ip saddr 10.3.0.0/24 masquerade",
         ]);
+        let t = ruleset("bt0", "10.3.0.0/24".parse().unwrap(), true, std::iter::empty());
+        let text: Vec<String> = t.rules.iter().map(|(c, _, t)| format!("{c}: {t}")).collect();
+        assert!(text.contains(&"forward: iifname \"bt0\" oifname != \"bt0\" drop".to_string()), "{text:?}");
+        assert!(!text.iter().any(|r| r.contains("masquerade")));
     }
 }

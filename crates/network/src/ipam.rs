@@ -15,6 +15,8 @@ pub struct Pool {
     gateway: Ipv4Addr,
     used: BTreeSet<u32>,
     last: u32,
+    /// `IPRange`: allocation stays inside it (fixed addresses may be anywhere in the subnet).
+    range: Option<Ipv4Net>,
 }
 
 impl Pool {
@@ -25,7 +27,17 @@ impl Pool {
         if !subnet.contains(&gateway) || gateway == subnet.network() || gateway == subnet.broadcast() {
             return Err(Error::InvalidParameter(format!("gateway {gateway} is not a host address of {subnet}")));
         }
-        Ok(Pool { subnet: subnet.trunc(), gateway, used: BTreeSet::new(), last: u32::from(gateway) })
+        Ok(Pool { subnet: subnet.trunc(), gateway, used: BTreeSet::new(), last: u32::from(gateway), range: None })
+    }
+
+    pub fn with_range(mut self, range: Option<Ipv4Net>) -> Result<Pool> {
+        if let Some(r) = range {
+            if !self.subnet.contains(&r) {
+                return Err(Error::InvalidParameter(format!("IP range {r} is not within subnet {}", self.subnet)));
+            }
+        }
+        self.range = range.map(|r| r.trunc());
+        Ok(self)
     }
 
     pub fn subnet(&self) -> Ipv4Net {
@@ -57,7 +69,8 @@ impl Pool {
         let end = u32::from(self.subnet.broadcast());
         let after = (self.last.saturating_add(1)..end).chain(first..end);
         for a in after {
-            if self.is_host(a) && !self.used.contains(&a) {
+            let in_range = self.range.is_none_or(|r| r.contains(&Ipv4Addr::from(a)));
+            if in_range && self.is_host(a) && !self.used.contains(&a) {
                 self.used.insert(a);
                 self.last = a;
                 return Ok(Ipv4Addr::from(a));

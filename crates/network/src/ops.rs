@@ -14,7 +14,7 @@ use crate::nft;
 use crate::ports::{PortMapping, Proto};
 use crate::sandbox;
 
-/// A container's attachment to the default bridge.
+/// A container's attachment to a bridge network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub container_id: String,
@@ -31,6 +31,25 @@ pub struct Endpoint {
     /// Published ports, DNATed to `ip`.
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// The interface in the sandbox: `eth0` for the network the container starts on, `eth1`...
+    /// for networks connected later (which join the existing sandbox).
+    #[serde(default = "eth0")]
+    pub ifname: String,
+    /// Whether the default route goes through this network's gateway (not on internal
+    /// networks, nor on networks connected later).
+    #[serde(default = "yes")]
+    pub default_route: bool,
+    /// Network-scoped names (`--network-alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+fn eth0() -> String {
+    "eth0".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// 64 random hex digits, as Docker's network and endpoint IDs.
@@ -62,18 +81,50 @@ pub trait NetOps: Send + Sync {
     /// turns IPv4 forwarding on.
     fn ensure_bridge(&self, name: &str, gateway: Ipv4Net, mtu: u32) -> Result<()>;
     fn remove_bridge(&self, name: &str) -> Result<()>;
-    /// Sandbox, veth pair, eth0's address and default route; nothing is left if it fails.
+    /// Sandbox (for `eth0`; other interfaces join the existing one), veth pair, the
+    /// interface's address and default route; nothing is left if it fails.
     fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()>;
     /// Best effort: what is already gone is not an error. The veth pair may outlive the call
     /// briefly (the kernel removes it with the namespace).
     fn remove_endpoint(&self, ep: &Endpoint);
+    /// Removes one interface from a sandbox that stays (a disconnect): its veth pair goes.
+    fn remove_interface(&self, ep: &Endpoint) -> Result<()>;
     /// Replaces the table atomically (a table without chains: removes it).
     fn apply_firewall(&self, table: &nft::Table) -> Result<()>;
     /// Binds a host port (0: any free one) to prove it is free; returns the port.
     fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16>;
 }
 
+#[derive(Clone, Copy)]
 pub struct Kernel;
+
+/// Networks share one host: the registry hands each bridge the same operations.
+impl<T: NetOps + ?Sized> NetOps for std::sync::Arc<T> {
+    fn host_routes(&self) -> Result<Vec<Ipv4Net>> {
+        (**self).host_routes()
+    }
+    fn ensure_bridge(&self, name: &str, gateway: Ipv4Net, mtu: u32) -> Result<()> {
+        (**self).ensure_bridge(name, gateway, mtu)
+    }
+    fn remove_bridge(&self, name: &str) -> Result<()> {
+        (**self).remove_bridge(name)
+    }
+    fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()> {
+        (**self).create_endpoint(ep, bridge, mtu)
+    }
+    fn remove_endpoint(&self, ep: &Endpoint) {
+        (**self).remove_endpoint(ep)
+    }
+    fn remove_interface(&self, ep: &Endpoint) -> Result<()> {
+        (**self).remove_interface(ep)
+    }
+    fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
+        (**self).apply_firewall(table)
+    }
+    fn probe_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> std::io::Result<u16> {
+        (**self).probe_port(proto, ip, port)
+    }
+}
 
 fn enable_forwarding() -> Result<()> {
     let p = "/proc/sys/net/ipv4/ip_forward";
@@ -115,20 +166,25 @@ impl NetOps for Kernel {
     fn create_endpoint(&self, ep: &Endpoint, bridge: &str, mtu: u32) -> Result<()> {
         let mut host = Rtnl::open()?;
         let bridge_index = host.link_index(bridge)?.ok_or_else(|| Error::Internal(format!("bridge {bridge} does not exist")))?;
-        let (mut inside, ns) = sandbox::create(&ep.sandbox)?;
+        let fresh = ep.ifname == "eth0";
+        let (mut inside, ns) = if fresh { sandbox::create(&ep.sandbox)? } else { sandbox::enter(&ep.sandbox)? };
         let res = (|| {
-            host.batch(vec![netlink::new_veth(&ep.veth, bridge_index, mtu, "eth0", ns.as_raw_fd(), Endpoint::mac_for(ep.ip))])?;
-            let eth0 = inside.link_index("eth0")?.ok_or_else(|| Error::Internal("eth0 missing in the sandbox".into()))?;
+            let name = ep.ifname.as_str();
+            host.batch(vec![netlink::new_veth(&ep.veth, bridge_index, mtu, name, ns.as_raw_fd(), Endpoint::mac_for(ep.ip))])?;
+            let index = inside.link_index(name)?.ok_or_else(|| Error::Internal(format!("{name} missing in the sandbox")))?;
             let addr = Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| Error::Internal(e.to_string()))?;
-            inside.batch(vec![
-                netlink::set_up(1, "lo"),
-                netlink::add_address(eth0, addr, "eth0"),
-                netlink::set_up(eth0, "eth0"),
-                netlink::default_route(eth0, ep.gateway),
-            ])
+            let mut reqs = vec![netlink::set_up(1, "lo"), netlink::add_address(index, addr, name), netlink::set_up(index, name)];
+            if ep.default_route {
+                reqs.push(netlink::default_route(index, ep.gateway));
+            }
+            inside.batch(reqs)
         })();
         if res.is_err() {
-            self.remove_endpoint(ep);
+            if fresh {
+                self.remove_endpoint(ep);
+            } else {
+                let _ = self.remove_interface(ep);
+            }
         }
         res
     }
@@ -139,6 +195,14 @@ impl NetOps for Kernel {
         // background. Deleting the veth here would wait out an RCU grace period (~30 ms) on
         // every container exit.
         sandbox::remove(&ep.sandbox);
+    }
+
+    fn remove_interface(&self, ep: &Endpoint) -> Result<()> {
+        let mut nl = Rtnl::open()?;
+        if nl.link_index(&ep.veth)?.is_none() {
+            return Ok(());
+        }
+        nl.batch(vec![netlink::delete_link(&ep.veth)])
     }
 
     fn apply_firewall(&self, table: &nft::Table) -> Result<()> {
@@ -208,9 +272,14 @@ impl NetOps for Fake {
         if std::mem::take(&mut s.fail_endpoint) {
             return Err(Error::io("create veth", std::io::Error::from_raw_os_error(libc::EEXIST)));
         }
-        if !s.links.insert(ep.veth.clone()) || !s.sandboxes.insert(ep.sandbox.clone()) {
+        let fresh = ep.ifname == "eth0";
+        if fresh && s.sandboxes.contains(&ep.sandbox) || !fresh && !s.sandboxes.contains(&ep.sandbox) {
+            return Err(Error::io("create the sandbox", std::io::Error::from_raw_os_error(libc::EEXIST)));
+        }
+        if !s.links.insert(ep.veth.clone()) {
             return Err(Error::io("create veth", std::io::Error::from_raw_os_error(libc::EEXIST)));
         }
+        s.sandboxes.insert(ep.sandbox.clone());
         Ok(())
     }
 
@@ -218,6 +287,11 @@ impl NetOps for Fake {
         let mut s = self.lock();
         s.links.remove(&ep.veth);
         s.sandboxes.remove(&ep.sandbox);
+    }
+
+    fn remove_interface(&self, ep: &Endpoint) -> Result<()> {
+        self.lock().links.remove(&ep.veth);
+        Ok(())
     }
 
     fn apply_firewall(&self, table: &nft::Table) -> Result<()> {

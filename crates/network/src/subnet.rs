@@ -22,7 +22,7 @@ fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 pub fn pick(routed: &[Ipv4Net]) -> Result<Ipv4Net> {
     candidates()
         .find(|c| !routed.iter().any(|r| overlaps(c, r)))
-        .ok_or_else(|| Error::Conflict("could not find an available, non-overlapping IPv4 address pool for the default bridge".into()))
+        .ok_or_else(|| Error::Conflict("could not find an available, non-overlapping IPv4 address pool for the network".into()))
 }
 
 /// A user's `bip` (gateway address with prefix, e.g. 10.20.0.1/24) into subnet and gateway.

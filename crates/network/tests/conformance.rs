@@ -27,7 +27,7 @@ fn eventually(f: impl Fn() -> bool) -> bool {
 fn cycle<O: NetOps>(ops: O, name: &str, bip: &str, p: Probe<'_, O>) {
     let d = tempfile::tempdir().unwrap();
     let opts = BridgeOptions { name: name.into(), bip: Some(bip.into()), mtu: 1500 };
-    let b = DefaultBridge::open(ops, opts, d.path(), d.path().join("netns")).unwrap();
+    let b = DefaultBridge::open(ops, opts, d.path(), d.path().join("netns"), "").unwrap();
     let id = |c: char| format!("{:x}{}", std::process::id(), c.to_string().repeat(56));
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert!((p.link)(&b, name), "the bridge exists once opened");

@@ -24,7 +24,7 @@ fn bridge_endpoint_cycle() {
     let d = tempfile::tempdir().unwrap();
     let name = format!("bnk{}", std::process::id() % 100000);
     let opts = BridgeOptions { name: name.clone(), bip: Some("10.231.7.1/24".into()), mtu: 1500 };
-    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns")).unwrap();
+    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns"), "").unwrap();
     let id = format!("{:x}{}", std::process::id(), "f".repeat(56));
     let res = std::panic::catch_unwind(|| {
         let publish = [berth_network::ports::request("80/tcp", "127.0.0.1", "").unwrap()];
@@ -65,7 +65,7 @@ fn bridge_endpoint_cycle() {
     drop(b);
     // Reopened with another bip (no endpoint left): the bridge has only the new address.
     let opts = BridgeOptions { name: name.clone(), bip: Some("10.231.6.1/24".into()), mtu: 1500 };
-    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns")).unwrap();
+    let b = DefaultBridge::open(Kernel, opts, d.path(), d.path().join("netns"), "").unwrap();
     let addrs = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "dev", &name]).output().unwrap();
     let addrs = String::from_utf8_lossy(&addrs.stdout).into_owned();
     assert!(addrs.contains("10.231.6.1/24") && !addrs.contains("10.231.7.1"), "{addrs}");

@@ -3,6 +3,7 @@
 //! short and the management form.
 
 mod run_opts;
+pub mod network;
 pub mod volume;
 
 use clap::{Args, Parser, Subcommand};
@@ -133,6 +134,11 @@ pub enum Cmd {
     Image {
         #[command(subcommand)]
         cmd: ImageCmd,
+    },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
     },
     /// Manage volumes
     Volume {

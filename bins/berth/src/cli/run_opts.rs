@@ -123,7 +123,13 @@ pub struct ContainerOpts {
     pub name: Option<String>,
     /// Connect a container to a network
     #[arg(long = "network", visible_alias = "net", value_name = "network")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", visible_alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "string")]
+    pub ip: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,

@@ -25,11 +25,18 @@ fn lookup(c: &Ctx, name: &str, kind: Option<&str>, size: bool) -> Result<Result<
             Err(e) if not_found(&e) => Ok(Err(e.to_string())),
             r => Ok(Ok(r?)),
         },
+        Some("network") => match c.client.network_inspect_raw(name) {
+            Err(e) if not_found(&e) => Ok(Err(e.to_string())),
+            r => Ok(Ok(r?)),
+        },
         Some(k) => Err(anyhow!("\"{k}\" is not a valid value for --type")),
         None => match c.client.container_inspect_raw(name, size) {
             Err(e) if not_found(&e) => match c.client.image_inspect_raw(name) {
                 Err(e) if not_found(&e) => match c.client.volume_inspect_raw(name) {
-                    Err(e) if not_found(&e) => Ok(Err(format!("Error: No such object: {name}"))),
+                    Err(e) if not_found(&e) => match c.client.network_inspect_raw(name) {
+                        Err(e) if not_found(&e) => Ok(Err(format!("Error: No such object: {name}"))),
+                        r => Ok(Ok(r?)),
+                    },
                     r => Ok(Ok(r?)),
                 },
                 r => Ok(Ok(r?)),

@@ -14,4 +14,5 @@ pub mod stats;
 pub mod stream;
 pub mod system;
 pub mod transfer;
+pub mod network;
 pub mod volume;

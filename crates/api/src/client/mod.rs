@@ -10,6 +10,7 @@ pub mod http;
 mod images;
 pub mod stdcopy;
 mod system;
+mod networks;
 mod volumes;
 pub mod types;
 

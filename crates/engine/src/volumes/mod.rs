@@ -268,7 +268,7 @@ impl Engine {
 }
 
 /// Docker's label filter: `key` (present) or `key=value`, all of them.
-fn labels_match(labels: &BTreeMap<String, String>, want: Option<&Vec<String>>) -> bool {
+pub(crate) fn labels_match(labels: &BTreeMap<String, String>, want: Option<&Vec<String>>) -> bool {
     want.is_none_or(|ls| {
         ls.iter().all(|l| match l.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|x| x == v),

@@ -20,8 +20,8 @@ fn no_content() -> Response {
 pub async fn create(State(e): State<S>, Query(q): Query<Q>, body: Bytes) -> ApiResult<Response> {
     let req: ContainerCreateRequest = params::json_body(&body)?;
     let name = q.get("name").cloned();
-    let (config, host) = (req.config, req.host_config.unwrap_or_default());
-    let created = blocking(move || e.create(name.as_deref(), config, host)).await?;
+    let (config, host, net) = (req.config, req.host_config.unwrap_or_default(), req.networking_config.unwrap_or_default());
+    let created = blocking(move || e.create_with_networks(name.as_deref(), config, host, &net)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": created.id, "Warnings": created.warnings }))).into_response())
 }
 

@@ -4,6 +4,7 @@ mod archive;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod registry;
 mod stats;
 mod system;
@@ -67,6 +68,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(archive::routes())
         .merge(exec::routes())
         .merge(volumes::routes())
+        .merge(networks::routes())
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .with_state(engine)
 }
