@@ -294,9 +294,13 @@ impl Engine {
         out
     }
 
-    /// NetworkSettings in Docker's shape, with the endpoints' real values while it runs.
-    pub(crate) fn network_settings(&self, rec: &Record) -> serde_json::Value {
-        let is_bridge = matches!(NetMode::of(&rec.host_config), Ok(NetMode::Bridge));
+    /// `NetworkSettings.Networks` alone, as `docker ps` lists it (cheaper than the whole).
+    pub(crate) fn network_summary(&self, rec: &Record) -> serde_json::Value {
+        serde_json::json!({ "Networks": self.network_entries(rec).0 })
+    }
+
+    /// Each network the container is on, in inspect's shape, and its sandbox's path.
+    fn network_entries(&self, rec: &Record) -> (serde_json::Map<String, serde_json::Value>, Option<String>) {
         let mut networks = serde_json::Map::new();
         let mut sandbox = None;
         for (name, net, ep, req) in self.container_networks(rec) {
@@ -323,6 +327,13 @@ impl Engine {
                 "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names
             }));
         }
+        (networks, sandbox)
+    }
+
+    /// NetworkSettings in Docker's shape, with the endpoints' real values while it runs.
+    pub(crate) fn network_settings(&self, rec: &Record) -> serde_json::Value {
+        let is_bridge = matches!(NetMode::of(&rec.host_config), Ok(NetMode::Bridge));
+        let (networks, sandbox) = self.network_entries(rec);
         let ep = self.endpoint(&rec.id);
         let mut ports = serde_json::Map::new();
         if let Some(ep) = &ep {

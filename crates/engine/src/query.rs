@@ -215,7 +215,7 @@ impl Engine {
                 host_config: SummaryHostConfig {
                     network_mode: if rec.host_config.network_mode.is_empty() { "bridge".into() } else { rec.host_config.network_mode.clone() },
                 },
-                network_settings: serde_json::json!({ "Networks": self.network_settings(&rec)["Networks"] }),
+                network_settings: self.network_summary(&rec),
                 mounts: rec.mounts.iter().map(|m| m.point.clone()).collect(),
             });
             if o.limit.is_some_and(|l| out.len() >= l) {
