@@ -109,6 +109,8 @@ struct Row {
     /// `run --rm --network none` with a named volume and an anonymous one (created, copied
     /// up, removed with the container).
     run_volumes: Duration,
+    /// Berth only: `berth run --rm busybox true` through the berth CLI (issue 6's target).
+    cli_run: Duration,
 }
 
 fn measure(s: &Side, a: &Args) -> Result<Row, String> {
@@ -315,6 +317,14 @@ fn run(a: &Args) -> Result<(), String> {
         for s in [&dk, &bt] {
             let mut r = measure(s, a)?;
             if s.name == "berth" {
+                let cli = berth_e2e::runtime_bin("berth");
+                let mut v = Vec::new();
+                for _ in 0..a.iterations {
+                    let mut c = Command::new(&cli);
+                    c.args(["run", "--rm", "busybox", "true"]).env("DOCKER_HOST", berthd.host());
+                    v.push(timed(c)?);
+                }
+                r.cli_run = median(v);
                 let mons = berthd.monitors();
                 let total: u64 = mons.iter().map(|p| kib(*p, "Pss:", "smaps_rollup")).sum();
                 mon_pss = total / mons.len().max(1) as u64;
@@ -346,6 +356,7 @@ fn run(a: &Args) -> Result<(), String> {
         ("POST /containers/create (median)".to_owned(), dk.create, bt.create),
         (format!("GET /containers/json?all=1, {} ctrs", a.list_size), dk.list, bt.list),
         ("run --rm --network none, named + anon volume".to_owned(), dk.run_volumes, bt.run_volumes),
+        ("berth CLI run --rm (vs docker CLI on dockerd)".to_owned(), dk.run, bt.cli_run),
     ];
     for (name, d, b) in &rows {
         println!("{name:<44} {:>12} {:>12} {:>12}", ms(*d), ms(*b), ratio(*b, *d));
