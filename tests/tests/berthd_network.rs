@@ -82,6 +82,11 @@ fn bridge_addresses_gateway_and_peers() {
     assert_eq!(link, mac);
     let route = d.ok(&["exec", "na", "ip", "route"]);
     assert!(route.contains(&format!("default via {gw} dev eth0")), "{route}");
+    // --mac-address (the endpoint's MacAddress as the docker CLI sends it); a bad one refused.
+    let own = d.ok(&["run", "--rm", "--mac-address", "02:42:de:ad:be:ef", "busybox", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(own, "02:42:de:ad:be:ef");
+    let bad = d.docker(&["run", "--rm", "--mac-address", "03:00:00:00:00:01", "busybox", "true"]);
+    assert!(bad.code != Some(0) && bad.stderr.contains("invalid MAC address"), "{bad}");
     // /etc/hosts names the container by its address.
     let hosts = d.ok(&["exec", "na", "cat", "/etc/hosts"]);
     let hostname = d.ok(&["exec", "na", "hostname"]);

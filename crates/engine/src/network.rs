@@ -98,7 +98,11 @@ fn attach_options(s: Option<&EndpointSettings>, ifname: String, publish: Vec<Por
         None => None,
     };
     let aliases = s.and_then(|s| s.aliases.clone()).unwrap_or_default();
-    Ok(AttachOptions { publish, ip, aliases, ifname })
+    let mac = match s.map(|s| s.mac_address.as_str()).filter(|m| !m.is_empty()) {
+        Some(m) => Some(berth_network::Endpoint::parse_mac(m)?),
+        None => None,
+    };
+    Ok(AttachOptions { publish, ip, aliases, ifname, mac })
 }
 
 type Bridge = Arc<berth_network::Network>;
@@ -221,7 +225,12 @@ impl Engine {
                     // Host networking and `none` publish nothing, as Docker ignores -p there;
                     // ports go on the first interface.
                     let publish = if i == 0 { port_requests(&rec.config, &rec.host_config)? } else { Vec::new() };
-                    let ep = n.attach_with(&rec.id, &attach_options(s.as_ref(), format!("eth{i}"), publish)?)?;
+                    let mut o = attach_options(s.as_ref(), format!("eth{i}"), publish)?;
+                    // Older clients (API < 1.44, the Python SDK) send Config.MacAddress.
+                    if i == 0 && o.mac.is_none() && !rec.config.mac_address.is_empty() {
+                        o.mac = Some(berth_network::Endpoint::parse_mac(&rec.config.mac_address)?);
+                    }
+                    let ep = n.attach_with(&rec.id, &o)?;
                     if i == 0 {
                         p.attached = true;
                         p.ip = Some(ep.ip);

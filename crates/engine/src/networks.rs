@@ -252,7 +252,11 @@ impl Engine {
             let ifname = (1..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).expect("unbounded");
             let fixed = settings.ipam_config.as_ref().map(|c| c.ipv4_address.clone()).filter(|a| !a.is_empty());
             let ip = fixed.map(|a| a.parse().map_err(|_| Error::InvalidParameter(format!("invalid IPv4 address: {a}")))).transpose()?;
-            let opts = berth_network::AttachOptions { publish: Vec::new(), ip, aliases: settings.aliases.clone().unwrap_or_default(), ifname };
+            let mac = match settings.mac_address.as_str() {
+                "" => None,
+                m => Some(berth_network::Endpoint::parse_mac(m)?),
+            };
+            let opts = berth_network::AttachOptions { publish: Vec::new(), ip, aliases: settings.aliases.clone().unwrap_or_default(), ifname, mac };
             n.attach_with(&id, &opts)?;
         }
         let dns = if running { self.wants_dns(&id).map(|sandbox| self.dns_start(&id, &sandbox)) } else { None };

@@ -77,6 +77,8 @@ pub struct AttachOptions {
     pub aliases: Vec<String>,
     /// `eth0` creates the sandbox; `eth1`... join it.
     pub ifname: String,
+    /// `--mac-address`; Docker's 02:42:<ip> when None.
+    pub mac: Option<[u8; 6]>,
 }
 
 pub struct BridgeNetwork<O: NetOps> {
@@ -258,7 +260,7 @@ impl<O: NetOps> BridgeNetwork<O> {
             }
             None => inner.pool.allocate()?,
         };
-        let mac = Endpoint::mac_for(ip);
+        let mac = o.mac.unwrap_or_else(|| Endpoint::mac_for(ip));
         let endpoint_id = match crate::ops::random_id() {
             Ok(i) => i,
             Err(e) => {

@@ -72,6 +72,31 @@ impl Endpoint {
     pub fn mac_string(mac: [u8; 6]) -> String {
         mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
     }
+
+    /// `aa:bb:cc:dd:ee:ff` (or with dashes); a unicast address, as an interface needs.
+    pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+        let bad = || Error::InvalidParameter(format!("invalid MAC address: {s}"));
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (m, p) in mac.iter_mut().zip(&parts) {
+            if p.len() != 2 {
+                return Err(bad());
+            }
+            *m = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if mac[0] & 1 != 0 {
+            return Err(Error::InvalidParameter(format!("invalid MAC address: {s}: a multicast address")));
+        }
+        Ok(mac)
+    }
+
+    /// The endpoint's MAC as bytes (its stored text; Docker's scheme if that is unreadable).
+    pub fn mac_bytes(&self) -> [u8; 6] {
+        Self::parse_mac(&self.mac).unwrap_or_else(|_| Self::mac_for(self.ip))
+    }
 }
 
 pub trait NetOps: Send + Sync {
@@ -170,7 +195,7 @@ impl NetOps for Kernel {
         let (mut inside, ns) = if fresh { sandbox::create(&ep.sandbox)? } else { sandbox::enter(&ep.sandbox)? };
         let res = (|| {
             let name = ep.ifname.as_str();
-            host.batch(vec![netlink::new_veth(&ep.veth, bridge_index, mtu, name, ns.as_raw_fd(), Endpoint::mac_for(ep.ip))])?;
+            host.batch(vec![netlink::new_veth(&ep.veth, bridge_index, mtu, name, ns.as_raw_fd(), ep.mac_bytes())])?;
             let index = inside.link_index(name)?.ok_or_else(|| Error::Internal(format!("{name} missing in the sandbox")))?;
             let addr = Ipv4Net::new(ep.ip, ep.prefix_len).map_err(|e| Error::Internal(e.to_string()))?;
             let mut reqs = vec![netlink::set_up(1, "lo"), netlink::add_address(index, addr, name), netlink::set_up(index, name)];
@@ -309,5 +334,20 @@ impl NetOps for Fake {
             return Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE));
         }
         Ok(if port == 0 { (40000..).find(|p| !s.busy_ports.contains(p)).unwrap_or(0) } else { port })
+    }
+}
+
+#[cfg(test)]
+mod mac_tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        assert_eq!(Endpoint::parse_mac("02:42:de:ad:BE:ef").unwrap(), [2, 0x42, 0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(Endpoint::parse_mac("02-42-00-00-00-01").unwrap(), [2, 0x42, 0, 0, 0, 1]);
+        assert!(Endpoint::parse_mac("03:00:00:00:00:01").unwrap_err().to_string().contains("multicast"));
+        for bad in ["", "02:42", "02:42:00:00:00:0g", "002:42:00:00:00:01", "02:42:00:00:00:00:00"] {
+            assert!(Endpoint::parse_mac(bad).is_err(), "{bad}");
+        }
     }
 }
