@@ -16,3 +16,15 @@ pub mod system;
 pub mod transfer;
 pub mod network;
 pub mod volume;
+
+/// `--label k=v` / `--opt k=v` lists as a map (a bare label is `k=""`), with the docker CLI's
+/// message for a malformed entry.
+pub fn key_values(list: &[String], what: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    list.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            None if what == "label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
+            _ => Err(anyhow::anyhow!("invalid argument \"{kv}\" for \"--{what}\" flag: bad format, expected key=value")),
+        })
+        .collect()
+}

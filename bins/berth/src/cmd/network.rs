@@ -27,15 +27,6 @@ const HEADERS: &[(&str, &str)] = &[
     ("CreatedAt", "CREATED AT"),
 ];
 
-fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
-    list.iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            None if what == "label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
-            _ => Err(anyhow!("invalid argument \"{kv}\" for \"--{what}\" flag: bad format, expected key=value")),
-        })
-        .collect()
-}
 
 /// Each --subnet with the --gateway and --ip-range inside it, as the docker CLI pairs them.
 fn pools(a: &NetworkCreateArgs) -> Result<Vec<IpamConfig>> {
@@ -56,8 +47,8 @@ fn pools(a: &NetworkCreateArgs) -> Result<Vec<IpamConfig>> {
 }
 
 pub fn create(c: &Ctx, a: &NetworkCreateArgs) -> Result<i32> {
-    let labels = key_values(&a.label, "label")?;
-    let opts = key_values(&a.opt, "opt")?;
+    let labels = super::key_values(&a.label, "label")?;
+    let opts = super::key_values(&a.opt, "opt")?;
     let pools = pools(a)?;
     let req = NetworkCreateRequest {
         name: a.name.clone(),

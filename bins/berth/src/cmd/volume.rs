@@ -1,7 +1,5 @@
 //! `volume create|ls|inspect|rm|prune`, printed as the docker CLI prints them.
 
-use std::collections::BTreeMap;
-
 use anyhow::{anyhow, Result};
 use berth_api::volume::{Volume, VolumeCreateRequest};
 
@@ -25,23 +23,14 @@ const HEADERS: &[(&str, &str)] = &[
     ("Size", "SIZE"),
 ];
 
-fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
-    list.iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            None if what == "label" && !kv.is_empty() => Ok((kv.clone(), String::new())),
-            _ => Err(anyhow!("invalid argument \"{kv}\" for \"--{what}\" flag: bad format, expected key=value")),
-        })
-        .collect()
-}
 
 pub fn create(c: &Ctx, a: &VolumeCreateArgs) -> Result<i32> {
     let name = match (&a.name, &a.volume) {
         (Some(n), Some(v)) if n != v => return Err(anyhow!("conflicting options: cannot specify a volume-name through both --name and as a positional arg")),
         (n, v) => n.clone().or_else(|| v.clone()).unwrap_or_default(),
     };
-    let labels = key_values(&a.label, "label")?;
-    let opts = key_values(&a.opt, "opt")?;
+    let labels = super::key_values(&a.label, "label")?;
+    let opts = super::key_values(&a.opt, "opt")?;
     let req = VolumeCreateRequest {
         name,
         driver: a.driver.clone(),
