@@ -17,6 +17,9 @@ use tempfile::TempDir;
 
 /// One container under a monitor, with a private runtime root; on drop, whatever is left is
 /// killed and removed.
+/// The cgroup parent of these tests' containers.
+const CGROUP_PARENT: &str = "berth-e2e-monitor";
+
 struct Ctr {
     bundle: Bundle,
     root: TempDir,
@@ -32,9 +35,11 @@ impl Ctr {
         Ctr::with_bundle(bundle)
     }
 
-    fn with_bundle(bundle: Bundle) -> Ctr {
+    fn with_bundle(mut bundle: Bundle) -> Ctr {
         let root = tempfile::Builder::new().prefix("berth-mon-state-").tempdir().unwrap();
         let id = unique_id("mon");
+        // A parent of our own, removed with the last container (not the daemon's "berth").
+        bundle.config_mut()["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
         let cfg = MonitorConfig {
             id: id.clone(),
             bundle: bundle.path().to_path_buf(),
@@ -113,6 +118,10 @@ impl Drop for Ctr {
                 unsafe { libc::kill(m.pid, libc::SIGKILL) };
             }
         }
+        // Fails while another test's container is still in it; the last one removes it.
+        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(h.path().join(CGROUP_PARENT));
+        }
     }
 }
 
@@ -164,7 +173,7 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
 fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let mut found = vec![];
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let d = h.path().join("berth").join(id);
+        let d = h.path().join(CGROUP_PARENT).join(id);
         if d.exists() {
             found.push(d);
         }
